@@ -1,0 +1,97 @@
+"""pydantic models that mirror the tables exactly, column for column.
+
+``tests/integration/test_models_match_catalog.py`` holds them against the live catalog: names,
+types, nullability and enum labels. Change a migration and these together.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.enums import GenerationStatus, Genre, Mood, Occasion
+
+__all__ = ["FailedJobRow", "OrderRow", "OutboxRow", "ROW_MODELS", "SongVariantRow", "TableRow"]
+
+
+class TableRow(BaseModel):
+    """A row read from ``table``; build one with ``model_validate(dict(record))``."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", from_attributes=True)
+
+    table: ClassVar[str]
+
+
+class OrderRow(TableRow):
+    table: ClassVar[str] = "orders"
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    recipient_name: str
+    occasion: Occasion
+    occasion_date: dt.date | None
+    genre: Genre
+    mood: Mood
+    story: str | None
+    idempotency_key: str | None
+    request_digest: str | None
+    completion_announced_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+class SongVariantRow(TableRow):
+    table: ClassVar[str] = "song_variants"
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    variant_number: int
+    status: GenerationStatus
+    share_token: uuid.UUID
+    storage_path: str | None
+    attempts: int
+    error: str | None
+    title: str | None
+    lyrics: str | None
+    duration_seconds: float | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+class FailedJobRow(TableRow):
+    table: ClassVar[str] = "failed_jobs"
+
+    id: uuid.UUID
+    subject: str
+    service: str
+    event_data: Any | None
+    event_text: str | None
+    error_type: str
+    error: str
+    attempts: int
+    message_id: str
+    correlation_id: str | None
+    variant_id: uuid.UUID | None
+    created_at: dt.datetime
+    replayed_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+
+
+class OutboxRow(TableRow):
+    table: ClassVar[str] = "outbox"
+
+    id: int
+    event_id: uuid.UUID
+    subject: str
+    payload: Any
+    headers: dict[str, str]
+    created_at: dt.datetime
+    published_at: dt.datetime | None
+
+
+ROW_MODELS: tuple[type[TableRow], ...] = (OrderRow, SongVariantRow, FailedJobRow, OutboxRow)
