@@ -154,7 +154,9 @@ def _operator(name: str) -> Callable[..., int]:
 def failed_jobs_list(as_json: bool, unresolved: bool, limit: int) -> None:
     """Print id, age, subject, error and state of dead-letter rows, newest first."""
     settings = _settings()
-    sys.exit(_operator("list_command")(settings, as_json=as_json, unresolved=unresolved, limit=limit))
+    sys.exit(
+        _operator("list_command")(settings, as_json=as_json, unresolved=unresolved, limit=limit)
+    )
 
 
 @failed_jobs.command(name="replay")

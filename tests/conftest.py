@@ -106,9 +106,7 @@ async def pool(database_url: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def settings_factory(
-    database_url: str, nats_url: str, tmp_path: Path
-) -> Callable[..., Settings]:
+def settings_factory(database_url: str, nats_url: str, tmp_path: Path) -> Callable[..., Settings]:
     """Settings for a service under test: the session's servers, this test's storage folder."""
 
     def _make(**overrides: object) -> Settings:

@@ -89,7 +89,12 @@ def write_pad(
 
 
 def _bass_pitch(
-    step: BassStep, degree: int, next_degree: int, key_root: int, mode: str, rng: np.random.Generator
+    step: BassStep,
+    degree: int,
+    next_degree: int,
+    key_root: int,
+    mode: str,
+    rng: np.random.Generator,
 ) -> int:
     root = scale_index_to_midi(degree, key_root, mode)
     low_root = _BASS_LOW + (root - _BASS_LOW) % 12

@@ -60,9 +60,7 @@ class GenreStyle:
 
 
 def _eighths(drum: str, loud: float, soft: float, beats: int = 4) -> tuple[DrumStep, ...]:
-    return tuple(
-        DrumStep(i / 2, drum, loud if i % 2 == 0 else soft) for i in range(beats * 2)
-    )
+    return tuple(DrumStep(i / 2, drum, loud if i % 2 == 0 else soft) for i in range(beats * 2))
 
 
 def _sixteenths(drum: str, loud: float, soft: float) -> tuple[DrumStep, ...]:

@@ -1,0 +1,216 @@
+"""A variant's lifecycle as conditional updates, each returning the events it causes.
+
+Callers run these inside one service_role transaction and write the returned events to the
+outbox in that same transaction (``shared.outbox.enqueue``), so a change and its announcement
+commit together. Shared by the generator (normal path) and the dead-letter service (variants
+whose requests died without a handler reporting).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shared.enums import GenerationStatus
+from shared.events import Event, OrderCompleted, VariantStatusChanged
+from shared.rows import OrderRow, SongVariantRow
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "VariantWithOrder",
+    "complete_variant",
+    "fail_variant",
+    "finalize_order_if_done",
+    "load_variant",
+    "rearm_order",
+    "release_for_retry",
+    "start_attempt",
+]
+
+_VARIANT_COLUMNS = (
+    "id, order_id, variant_number, status, share_token, storage_path, attempts, error, title,"
+    " lyrics, duration_seconds, created_at, updated_at, started_at, completed_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class VariantWithOrder:
+    variant: SongVariantRow
+    order: OrderRow
+
+
+async def load_variant(conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantWithOrder | None:
+    """The variant and its order, or None when no such variant exists."""
+    variant = await conn.fetchrow(
+        f"SELECT {_VARIANT_COLUMNS} FROM song_variants WHERE id = $1", variant_id
+    )
+    if variant is None:
+        return None
+    order = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", variant["order_id"])
+    assert order is not None  # the foreign key guarantees it
+    return VariantWithOrder(SongVariantRow(**dict(variant)), OrderRow(**dict(order)))
+
+
+def _status_event(
+    row: asyncpg.Record, user_id: uuid.UUID, correlation_id: str | None
+) -> VariantStatusChanged:
+    return VariantStatusChanged(
+        variant_id=row["id"],
+        order_id=row["order_id"],
+        user_id=user_id,
+        variant_number=row["variant_number"],
+        status=GenerationStatus(row["status"]),
+        attempts=row["attempts"],
+        error=row["error"],
+        correlation_id=correlation_id,
+    )
+
+
+_RETURNING = "RETURNING id, order_id, variant_number, status, attempts, error"
+
+
+async def start_attempt(
+    conn: asyncpg.Connection,
+    variant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    correlation_id: str | None = None,
+) -> tuple[int, VariantStatusChanged] | None:
+    """``pending`` (or ``generating`` left by a crashed process) becomes ``generating`` with
+    one more attempt. Returns the attempt number and its event, or None when the variant is
+    already final (a duplicate or stale request, to acknowledge and ignore)."""
+    row = await conn.fetchrow(
+        "UPDATE song_variants SET status = 'generating', attempts = attempts + 1,"
+        " started_at = now(), completed_at = NULL"
+        " WHERE id = $1 AND status IN ('pending', 'generating') " + _RETURNING,
+        variant_id,
+    )
+    if row is None:
+        return None
+    return row["attempts"], _status_event(row, user_id, correlation_id)
+
+
+async def complete_variant(
+    conn: asyncpg.Connection,
+    variant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    attempt: int,
+    storage_path: str,
+    title: str,
+    lyrics: str,
+    duration_seconds: float,
+    correlation_id: str | None = None,
+) -> list[Event]:
+    """``generating`` (this attempt's) becomes ``complete``; resolves the variant's dead-letter
+    rows; may complete the order. Empty when another attempt got there first."""
+    row = await conn.fetchrow(
+        "UPDATE song_variants SET status = 'complete', storage_path = $3, title = $4,"
+        " lyrics = $5, duration_seconds = $6, error = NULL, completed_at = now()"
+        " WHERE id = $1 AND status = 'generating' AND attempts = $2 " + _RETURNING,
+        variant_id,
+        attempt,
+        storage_path,
+        title,
+        lyrics,
+        duration_seconds,
+    )
+    if row is None:
+        return []
+    await conn.execute(
+        "UPDATE failed_jobs SET resolved_at = now() WHERE variant_id = $1 AND resolved_at IS NULL",
+        variant_id,
+    )
+    events: list[Event] = [_status_event(row, user_id, correlation_id)]
+    completed = await finalize_order_if_done(conn, row["order_id"], correlation_id=correlation_id)
+    if completed is not None:
+        events.append(completed)
+    return events
+
+
+async def release_for_retry(
+    conn: asyncpg.Connection,
+    variant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    attempt: int,
+    error: str,
+    correlation_id: str | None = None,
+) -> VariantStatusChanged | None:
+    """A failed attempt with attempts left: back to ``pending`` with the error recorded."""
+    row = await conn.fetchrow(
+        "UPDATE song_variants SET status = 'pending', error = $3"
+        " WHERE id = $1 AND status = 'generating' AND attempts = $2 " + _RETURNING,
+        variant_id,
+        attempt,
+        error,
+    )
+    return None if row is None else _status_event(row, user_id, correlation_id)
+
+
+async def fail_variant(
+    conn: asyncpg.Connection,
+    variant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    error: str,
+    attempt: int | None = None,
+    correlation_id: str | None = None,
+) -> list[Event]:
+    """The last failure: ``failed`` with its error; may complete the order (as failed).
+
+    ``attempt`` guards against a stale attempt; None (the dead-letter service, whose handler
+    never reported) fails the variant whatever attempt it is on, unless it is already final.
+    """
+    row = await conn.fetchrow(
+        "UPDATE song_variants SET status = 'failed', error = $2, completed_at = now()"
+        " WHERE id = $1 AND status IN ('pending', 'generating')"
+        " AND ($3::int IS NULL OR attempts = $3) " + _RETURNING,
+        variant_id,
+        error,
+        attempt,
+    )
+    if row is None:
+        return []
+    events: list[Event] = [_status_event(row, user_id, correlation_id)]
+    completed = await finalize_order_if_done(conn, row["order_id"], correlation_id=correlation_id)
+    if completed is not None:
+        events.append(completed)
+    return events
+
+
+async def finalize_order_if_done(
+    conn: asyncpg.Connection, order_id: uuid.UUID, *, correlation_id: str | None = None
+) -> OrderCompleted | None:
+    """``orders.completed`` when every variant is final and it was not yet announced.
+
+    Decided under a lock on the order row: two last variants finishing at once under READ
+    COMMITTED would otherwise each see the other unfinished, and nobody would announce.
+    """
+    order = await conn.fetchrow(
+        "SELECT user_id, completion_announced_at FROM orders WHERE id = $1 FOR UPDATE", order_id
+    )
+    if order is None or order["completion_announced_at"] is not None:
+        return None
+    statuses = [
+        GenerationStatus(status)
+        for status in await conn.fetchval(
+            "SELECT array_agg(status::text) FROM song_variants WHERE order_id = $1", order_id
+        )
+        or []
+    ]
+    if not statuses or not all(status.is_final for status in statuses):
+        return None
+    await conn.execute("UPDATE orders SET completion_announced_at = now() WHERE id = $1", order_id)
+    outcome = "failed" if GenerationStatus.FAILED in statuses else "complete"
+    return OrderCompleted(
+        order_id=order_id, user_id=order["user_id"], status=outcome, correlation_id=correlation_id
+    )
+
+
+async def rearm_order(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
+    """An upsell, retry or replay made the order unfinished: its next completion is announced."""
+    await conn.execute("UPDATE orders SET completion_announced_at = NULL WHERE id = $1", order_id)
