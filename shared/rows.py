@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.enums import GenerationStatus, Genre, Mood, Occasion
 
-__all__ = ["FailedJobRow", "OrderRow", "OutboxRow", "ROW_MODELS", "SongVariantRow", "TableRow"]
+__all__ = ["ROW_MODELS", "FailedJobRow", "OrderRow", "OutboxRow", "SongVariantRow", "TableRow"]
 
 
 class TableRow(BaseModel):

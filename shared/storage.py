@@ -8,7 +8,6 @@ in S3 (or any S3-compatible store) through obstore.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import uuid
 from pathlib import Path
@@ -107,7 +106,7 @@ class FileStorage:
         path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
         temporary.write_bytes(data)
-        os.replace(temporary, path)
+        temporary.replace(path)
 
     async def size(self, key: str) -> int:
         try:

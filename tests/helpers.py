@@ -49,11 +49,12 @@ def settings_env(settings: Settings) -> dict[str, str]:
     for name, value in settings.model_dump().items():
         if value is None:
             continue
+        text = str(value)
         if name == "jwt_secret":
-            value = settings.require_jwt_secret()
+            text = settings.require_jwt_secret()
         elif name == "retry_backoff":
-            value = ",".join(str(seconds) for seconds in value)
-        env[f"SERENADE_{name.upper()}"] = str(value)
+            text = ",".join(str(seconds) for seconds in value)
+        env[f"SERENADE_{name.upper()}"] = text
     env["PYTHONUNBUFFERED"] = "1"
     return env
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from .genres import BassStep, GenreStyle
 from .plan import Note, Section
-from .theory import scale_index_to_midi, voice_chord
+from .theory import Key, voice_chord
 
 __all__ = ["SECTION_LEVEL", "write_bass", "write_comp", "write_pad"]
 
@@ -35,9 +35,7 @@ def _bars(sections: tuple[Section, ...]) -> list[tuple[str, int, int, bool]]:
     ]
 
 
-def write_comp(
-    sections: tuple[Section, ...], style: GenreStyle, key_root: int, mode: str
-) -> tuple[Note, ...]:
+def write_comp(sections: tuple[Section, ...], style: GenreStyle, key: Key) -> tuple[Note, ...]:
     """The chord instrument: block chords, strums, arpeggios or power chords per the genre."""
     notes: list[Note] = []
     previous: tuple[int, ...] | None = None
@@ -46,11 +44,11 @@ def write_comp(
         start = float(bar * bar_beats)
         level = SECTION_LEVEL[name]
         if style.comp_style == "power":
-            root = scale_index_to_midi(degree, key_root, mode)
+            root = key.pitch(degree)
             low = _POWER_RANGE[0] + (root - _POWER_RANGE[0]) % 12
             voicing: tuple[int, ...] = (low, low + 7, low + 12)
         else:
-            voicing = voice_chord(degree, style.chord_size, key_root, mode, previous, *_COMP_RANGE)
+            voicing = voice_chord(degree, style.chord_size, key, previous, _COMP_RANGE)
             previous = voicing
         if last:
             # The final chord rings for the whole bar whatever the genre's pattern.
@@ -73,15 +71,13 @@ def write_comp(
     return tuple(notes)
 
 
-def write_pad(
-    sections: tuple[Section, ...], style: GenreStyle, key_root: int, mode: str
-) -> tuple[Note, ...]:
+def write_pad(sections: tuple[Section, ...], style: GenreStyle, key: Key) -> tuple[Note, ...]:
     """Sustained chords, one per bar, that glue the arrangement together."""
     notes: list[Note] = []
     previous: tuple[int, ...] | None = None
     bar_beats = style.beats_per_bar
     for name, bar, degree, _ in _bars(sections):
-        voicing = voice_chord(degree, 3, key_root, mode, previous, *_PAD_RANGE)
+        voicing = voice_chord(degree, 3, key, previous, _PAD_RANGE)
         previous = voicing
         velocity = 0.4 * SECTION_LEVEL[name]
         notes.extend(Note(float(bar * bar_beats), float(bar_beats), p, velocity) for p in voicing)
@@ -92,15 +88,14 @@ def _bass_pitch(
     step: BassStep,
     degree: int,
     next_degree: int,
-    key_root: int,
-    mode: str,
+    key: Key,
     rng: np.random.Generator,
 ) -> int:
-    root = scale_index_to_midi(degree, key_root, mode)
+    root = key.pitch(degree)
     low_root = _BASS_LOW + (root - _BASS_LOW) % 12
 
     def above_root(scale_step: int) -> int:
-        pitch = scale_index_to_midi(degree + scale_step, key_root, mode)
+        pitch = key.pitch(degree + scale_step)
         return low_root + (pitch - low_root) % 12
 
     if step.role == "fifth":
@@ -113,8 +108,7 @@ def _bass_pitch(
         return above_root(int(rng.choice([1, 2])))
     if step.role == "approach":
         # A semitone above or below the next bar's root leads the ear into the change.
-        target = scale_index_to_midi(next_degree, key_root, mode)
-        target = _BASS_LOW + (target - _BASS_LOW) % 12
+        target = _BASS_LOW + (key.pitch(next_degree) - _BASS_LOW) % 12
         return target + int(rng.choice([-1, 1]))
     return low_root
 
@@ -123,8 +117,7 @@ def write_bass(
     rng: np.random.Generator,
     sections: tuple[Section, ...],
     style: GenreStyle,
-    key_root: int,
-    mode: str,
+    key: Key,
 ) -> tuple[Note, ...]:
     """The bass line: the genre's bar pattern on each chord's root, fifth and octave."""
     bars = _bars(sections)
@@ -134,12 +127,12 @@ def write_bass(
         start = float(bar * bar_beats)
         level = SECTION_LEVEL[name]
         if last:
-            pitch = _bass_pitch(style.bass_steps[0], degree, 0, key_root, mode, rng)
+            pitch = _bass_pitch(style.bass_steps[0], degree, 0, key, rng)
             notes.append(Note(start, float(bar_beats), pitch, 0.8 * level))
             continue
         next_degree = bars[number + 1][2]
         for step in style.bass_steps:
-            pitch = _bass_pitch(step, degree, next_degree, key_root, mode, rng)
+            pitch = _bass_pitch(step, degree, next_degree, key, rng)
             velocity = (0.85 if step.position == 0 else 0.72) * level
             notes.append(Note(start + step.position, step.length, pitch, velocity))
     return tuple(notes)

@@ -100,4 +100,5 @@ def compose(order_id: uuid.UUID, variant_number: int, genre: str, mood: str) -> 
         bass=write_bass(rng, form_sections, style, key_root, feel.mode),
         drums=write_drums(rng, form_sections, style),
         tail_seconds=_TAIL_SECONDS,
+        noise_seed=int(rng.integers(2**63)),
     )

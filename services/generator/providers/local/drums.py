@@ -20,8 +20,12 @@ __all__ = ["DrumKit", "make_kit", "place_hits"]
 DrumKit = dict[str, npt.NDArray[np.float32]]
 
 
+def _samples(seconds: float) -> int:
+    return int(seconds * SAMPLE_RATE)
+
+
 def _times(seconds: float) -> npt.NDArray[np.float32]:
-    return np.arange(int(seconds * SAMPLE_RATE), dtype=np.float32) / np.float32(SAMPLE_RATE)
+    return np.arange(_samples(seconds), dtype=np.float32) / np.float32(SAMPLE_RATE)
 
 
 def _decay(t: npt.NDArray[np.float32], seconds: float) -> npt.NDArray[np.float32]:
@@ -92,9 +96,9 @@ def make_kit(rng: np.random.Generator) -> DrumKit:
         "kick": _normalised(kick),
         "snare": _normalised(snare),
         "clap": _normalised(clap),
-        "hat": _normalised(hat_noise[: int(0.08 * SAMPLE_RATE)] * _decay(t, 0.018)[:3528]),
+        "hat": _normalised((hat_noise * _decay(t, 0.018))[: _samples(0.08)]),
         "open_hat": _normalised(hat_noise * _decay(t, 0.12)),
-        "pedal_hat": _normalised(hat_noise[:2205] * _decay(t, 0.01)[:2205]),
+        "pedal_hat": _normalised((hat_noise * _decay(t, 0.01))[: _samples(0.05)]),
         "ride": _normalised(ride),
         "crash": _normalised(crash),
         "shaker": _normalised(_bright_noise(rng, len(t_short), 2) * shaker_env),

@@ -78,6 +78,7 @@ class CompositionPlan:
     bass: tuple[Note, ...]
     drums: tuple[Hit, ...]
     tail_seconds: float  # Ring-out after the last bar, inside which the fade ends.
+    noise_seed: int  # Seeds the drum noise, so percussion is as repeatable as the notes.
 
     @property
     def seconds_per_beat(self) -> float:

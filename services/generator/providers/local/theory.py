@@ -6,13 +6,9 @@ tonic, 7 the tonic an octave up) so they can be moved through a progression and 
 
 from __future__ import annotations
 
-__all__ = [
-    "MODES",
-    "chord_scale_indices",
-    "midi_to_hz",
-    "scale_index_to_midi",
-    "voice_chord",
-]
+from dataclasses import dataclass
+
+__all__ = ["MODES", "Key", "chord_scale_indices", "midi_to_hz", "voice_chord"]
 
 # Semitone offsets of the seven degrees of each mode the moods use. Only major and natural minor:
 # their diatonic chords on the degrees the progressions use are all major or minor, never
@@ -25,13 +21,20 @@ MODES: dict[str, tuple[int, ...]] = {
 
 def midi_to_hz(midi: float) -> float:
     """Equal-tempered frequency of a MIDI note, A4 (69) = 440 Hz."""
-    return 440.0 * 2.0 ** ((midi - 69.0) / 12.0)
+    return float(440.0 * 2.0 ** ((midi - 69.0) / 12.0))
 
 
-def scale_index_to_midi(index: int, key_root: int, mode: str) -> int:
-    """MIDI note of a scale index, where 0 is ``key_root`` and 7 the octave above it."""
-    octave, degree = divmod(index, 7)
-    return key_root + 12 * octave + MODES[mode][degree]
+@dataclass(frozen=True, slots=True)
+class Key:
+    """A key: the tonic's MIDI note (in the melody's octave) and the mode."""
+
+    root: int
+    mode: str
+
+    def pitch(self, index: int) -> int:
+        """MIDI note of a scale index, where 0 is the tonic and 7 the octave above it."""
+        octave, degree = divmod(index, 7)
+        return self.root + 12 * octave + MODES[self.mode][degree]
 
 
 def chord_scale_indices(degree: int, size: int) -> tuple[int, ...]:
@@ -42,21 +45,17 @@ def chord_scale_indices(degree: int, size: int) -> tuple[int, ...]:
 def voice_chord(
     degree: int,
     size: int,
-    key_root: int,
-    mode: str,
+    key: Key,
     previous: tuple[int, ...] | None,
-    low: int,
-    high: int,
+    register: tuple[int, int],
 ) -> tuple[int, ...]:
-    """Pick the inversion of a chord, within ``low..high``, that moves least from ``previous``.
+    """Pick the inversion of a chord, within ``register``, that moves least from ``previous``.
 
     Smooth voice leading keeps the accompaniment from jumping around the keyboard, which is what
     makes a block-chord part sound played rather than computed.
     """
-    pitch_classes = [
-        scale_index_to_midi(index, key_root, mode) % 12
-        for index in chord_scale_indices(degree, size)
-    ]
+    low, high = register
+    pitch_classes = [key.pitch(index) % 12 for index in chord_scale_indices(degree, size)]
     candidates: list[tuple[int, ...]] = []
     for bass_note in range(low, high - 6):
         if bass_note % 12 not in pitch_classes:

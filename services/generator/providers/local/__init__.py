@@ -1,0 +1,40 @@
+"""The local song provider: real, listenable songs composed and rendered on this machine.
+
+No network and no model: the song is composed procedurally from the order (genre, mood, name,
+story), synthesised with numpy and encoded to MP3 with LAME. The same order and variant number
+always give the same file, byte for byte.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..base import GeneratedSong, SongRequest
+from .encode import ARTIST, CONTENT_TYPE, EXTENSION, encode_mp3
+from .lyrics import write_lyrics
+from .music import compose, render
+
+__all__ = ["LocalProvider", "render_song"]
+
+
+def render_song(request: SongRequest) -> GeneratedSong:
+    """Compose, synthesise and encode one variant of an order's song (CPU-bound, blocking)."""
+    text = write_lyrics(request)
+    plan = compose(request.order_id, request.variant_number, request.genre, request.mood)
+    audio = encode_mp3(render(plan), title=text.title, artist=ARTIST)
+    return GeneratedSong(
+        audio=audio,
+        extension=EXTENSION,
+        content_type=CONTENT_TYPE,
+        duration_seconds=plan.duration_seconds,
+        title=text.title,
+        lyrics=text.lyrics,
+    )
+
+
+class LocalProvider:
+    """A ``SongProvider`` that renders songs locally, off the event loop."""
+
+    async def generate(self, request: SongRequest) -> GeneratedSong:
+        """Render the song in a worker thread so the event loop keeps serving other orders."""
+        return await asyncio.to_thread(render_song, request)
