@@ -1,0 +1,49 @@
+"""JSON log lines carry the unit of work's ids wherever they are written."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+import orjson
+
+from shared.logs import JsonFormatter, log_context
+
+
+def _capture() -> tuple[logging.Logger, io.StringIO]:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter("generator"))
+    logger = logging.getLogger("test.logs")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    return logger, stream
+
+
+def test_lines_are_json_with_context_fields_and_extras() -> None:
+    logger, stream = _capture()
+    with log_context(correlation_id="req-1", order_id="o-1"), log_context(variant_id="v-1"):
+        logger.info("variant done", extra={"outcome": "complete", "attempt": 2})
+    logger.info("outside")
+    first, second = (orjson.loads(line) for line in stream.getvalue().splitlines())
+    assert first["msg"] == "variant done"
+    assert first["service"] == "generator"
+    assert (first["correlation_id"], first["order_id"], first["variant_id"]) == (
+        "req-1",
+        "o-1",
+        "v-1",
+    )
+    assert (first["outcome"], first["attempt"]) == ("complete", 2)
+    assert "order_id" not in second
+
+
+def test_exceptions_are_kept_in_the_line() -> None:
+    logger, stream = _capture()
+    try:
+        int("boom")
+    except ValueError:
+        logger.exception("failed")
+    line = orjson.loads(stream.getvalue())
+    assert line["level"] == "error"
+    assert "ValueError: invalid literal" in line["exc"]
