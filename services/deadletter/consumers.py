@@ -1,0 +1,113 @@
+"""The dead-letter service's durable consumers and the advisory stream, made or brought up to
+date at start (nats-py binds to an existing durable without applying a changed config, so the
+service applies its config itself)."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.errors import BadRequestError, NotFoundError
+
+from services.deadletter.advisories import ADVISORY_STREAM, advisory_stream_config
+from shared.events import DEADLETTER_SUBJECTS, STREAM_NAME
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+__all__ = [
+    "ADVISORY_DURABLE",
+    "ENVELOPE_DURABLE",
+    "advisory_consumer_config",
+    "ensure_advisory_stream",
+    "ensure_consumers",
+    "envelope_consumer_config",
+    "retry_delay",
+]
+
+ENVELOPE_DURABLE: Final = "deadletter"
+ADVISORY_DURABLE: Final = "deadletter-advisories"
+# A handler that cannot store (PostgreSQL down) NAKs with a delay long before this; the ack
+# wait only matters for a process that dies mid-message.
+ACK_WAIT_SECONDS: Final = 60.0
+# Enough in flight to keep up, few enough that a restart redelivers little.
+MAX_ACK_PENDING: Final = 256
+
+_log = logging.getLogger("serenade.deadletter")
+
+
+def envelope_consumer_config() -> ConsumerConfig:
+    """Every envelope, from the start of the stream; never given up (max_deliver -1): while
+    PostgreSQL is down envelopes are NAKed and wait in the stream, however long that takes."""
+    return ConsumerConfig(
+        durable_name=ENVELOPE_DURABLE,
+        name=ENVELOPE_DURABLE,
+        description="dead-letter service: stores every envelope in failed_jobs",
+        filter_subject=DEADLETTER_SUBJECTS,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_deliver=-1,
+        max_ack_pending=MAX_ACK_PENDING,
+    )
+
+
+def advisory_consumer_config() -> ConsumerConfig:
+    """Every captured advisory, never given up, like the envelopes."""
+    return ConsumerConfig(
+        durable_name=ADVISORY_DURABLE,
+        name=ADVISORY_DURABLE,
+        description="dead-letter service: stores messages given up by consumers of SERENADE",
+        deliver_policy=DeliverPolicy.ALL,
+        ack_policy=AckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_deliver=-1,
+        max_ack_pending=MAX_ACK_PENDING,
+    )
+
+
+async def ensure_advisory_stream(js: JetStreamContext) -> None:
+    """Create ``SERENADE_ADVISORIES``, or update it when its subjects differ."""
+    wanted = advisory_stream_config()
+    try:
+        info = await js.stream_info(ADVISORY_STREAM)
+    except NotFoundError:
+        try:
+            await js.add_stream(wanted)
+        except BadRequestError:
+            info = await js.stream_info(ADVISORY_STREAM)  # another process made it meanwhile
+        else:
+            return
+    if sorted(info.config.subjects or []) != sorted(wanted.subjects or []):
+        await js.update_stream(wanted)
+
+
+async def ensure_consumers(js: JetStreamContext) -> None:
+    """Create both durables, or update them to the config above (create-or-update)."""
+    for stream, config in (
+        (STREAM_NAME, envelope_consumer_config()),
+        (ADVISORY_STREAM, advisory_consumer_config()),
+    ):
+        try:
+            await js.add_consumer(stream, config)
+        except BadRequestError as error:
+            # A change the server refuses to apply in place (e.g. a different deliver policy):
+            # keep consuming with the existing durable and say so.
+            _log.warning(
+                "cannot update durable consumer %s on %s: %s",
+                config.durable_name,
+                stream,
+                error.description,
+            )
+
+
+_FIRST_RETRY_SECONDS: Final = 0.5
+_MAX_RETRY_SECONDS: Final = 5.0
+
+
+def retry_delay(deliveries: int) -> float:
+    """Seconds before a message that could not be stored comes back: doubling from half a
+    second, at most five, so that stored-again follows PostgreSQL's return closely."""
+    exponent = min(max(deliveries, 1) - 1, 16)
+    return min(_FIRST_RETRY_SECONDS * 2.0**exponent, _MAX_RETRY_SECONDS)

@@ -1,0 +1,149 @@
+"""Replay of a dead-letter row: its variant is requested again, through the outbox.
+
+``replay_failed_job(conn, job_id)`` is the whole of it, for ``serenade failed-jobs replay`` and
+(with the same semantics) ``POST /v1/admin/failed-jobs/{id}/replay``. Run it inside one
+service_role transaction; it raises a ``ReplayError`` subclass (and changes nothing) when the row
+cannot be replayed:
+
+- ``FailedJobNotFoundError``: no such row (404);
+- ``NotReplayableError``: the row is not about a variant request, or its variant is gone (409);
+- ``ReplayConflictError``: the variant is not ``failed``, e.g. a replay or retry is in flight (409).
+
+The guard is the conditional update ``... WHERE status = 'failed'``: of two replays racing for
+one variant, exactly one finds it failed, so a replay in flight is never doubled.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from shared.enums import GenerationStatus, RequestReason
+from shared.events import SUBJECT_VARIANT_REQUESTED, VariantRequested, VariantStatusChanged
+from shared.lifecycle import rearm_order
+from shared.outbox import enqueue
+
+if TYPE_CHECKING:
+    import asyncpg
+
+__all__ = [
+    "FailedJobNotFoundError",
+    "NotReplayableError",
+    "ReplayConflictError",
+    "ReplayError",
+    "Replayed",
+    "replay_failed_job",
+    "replayable_job_ids",
+]
+
+
+class ReplayError(Exception):
+    """The row cannot be replayed; the message says why, for an operator."""
+
+
+class FailedJobNotFoundError(ReplayError):
+    """No such row."""
+
+
+class NotReplayableError(ReplayError):
+    """The row is not about a variant request, or its variant is gone."""
+
+
+class ReplayConflictError(ReplayError):
+    """The variant is not ``failed``: a replay or retry is in flight, or it completed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    job_id: uuid.UUID
+    variant_id: uuid.UUID
+    order_id: uuid.UUID
+    request_event_id: uuid.UUID
+
+
+_RESET_VARIANT = """
+UPDATE song_variants
+SET status = 'pending', attempts = 0, error = NULL, started_at = NULL, completed_at = NULL
+WHERE id = $1 AND status = 'failed'
+RETURNING order_id, variant_number
+"""
+
+
+async def replay_failed_job(
+    conn: asyncpg.Connection, job_id: uuid.UUID, *, correlation_id: str | None = None
+) -> Replayed:
+    """Reset the row's variant to ``pending`` (attempts 0, no error), re-arm its order, queue
+    ``variants.status`` (pending) and a new ``variants.requested`` (reason ``replay``, new event
+    id), and mark the row ``replayed_at``."""
+    job = await conn.fetchrow(
+        "SELECT subject, variant_id FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
+    )
+    if job is None:
+        raise FailedJobNotFoundError(f"no failed job {job_id}")
+    variant_id: uuid.UUID | None = job["variant_id"]
+    if job["subject"] != SUBJECT_VARIANT_REQUESTED or variant_id is None:
+        raise NotReplayableError(
+            f"failed job {job_id} is a {job['subject']} message, not a variant request:"
+            " there is nothing to replay (inspect it and fix its sender instead)"
+        )
+    reset = await conn.fetchrow(_RESET_VARIANT, variant_id)
+    if reset is None:
+        status = await conn.fetchval(
+            "SELECT status::text FROM song_variants WHERE id = $1", variant_id
+        )
+        if status is None:
+            raise NotReplayableError(f"failed job {job_id}: variant {variant_id} no longer exists")
+        raise ReplayConflictError(
+            f"failed job {job_id}: variant {variant_id} is {status}, not failed"
+            + (
+                " (a replay or retry is already in flight)"
+                if status in (GenerationStatus.PENDING, GenerationStatus.GENERATING)
+                else ""
+            )
+        )
+    order_id: uuid.UUID = reset["order_id"]
+    user_id: uuid.UUID = await conn.fetchval("SELECT user_id FROM orders WHERE id = $1", order_id)
+    await rearm_order(conn, order_id)
+    request = VariantRequested(
+        variant_id=variant_id,
+        order_id=order_id,
+        variant_number=reset["variant_number"],
+        reason=RequestReason.REPLAY,
+        correlation_id=correlation_id,
+    )
+    await enqueue(
+        conn,
+        VariantStatusChanged(
+            variant_id=variant_id,
+            order_id=order_id,
+            user_id=user_id,
+            variant_number=reset["variant_number"],
+            status=GenerationStatus.PENDING,
+            attempts=0,
+            error=None,
+            correlation_id=correlation_id,
+        ),
+        request,
+    )
+    await conn.execute("UPDATE failed_jobs SET replayed_at = now() WHERE id = $1", job_id)
+    return Replayed(job_id, variant_id, order_id, request.event_id)
+
+
+async def replayable_job_ids(conn: asyncpg.Connection) -> list[uuid.UUID]:
+    """Open rows about variant requests whose variant is ``failed`` now: one per variant (its
+    newest row), oldest first."""
+    rows = await conn.fetch(
+        """
+        SELECT id FROM (
+            SELECT DISTINCT ON (f.variant_id) f.id, f.created_at
+            FROM failed_jobs f
+            JOIN song_variants v ON v.id = f.variant_id
+            WHERE f.resolved_at IS NULL AND f.subject = $1 AND v.status = 'failed'
+            ORDER BY f.variant_id, f.created_at DESC, f.id DESC
+        ) newest
+        ORDER BY created_at, id
+        """,
+        SUBJECT_VARIANT_REQUESTED,
+    )
+    return [row["id"] for row in rows]
