@@ -56,7 +56,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
-            "msg": record.getMessage(),
+            "message": record.getMessage(),
         }
         entry.update(current_context())
         entry.update({k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES})

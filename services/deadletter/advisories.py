@@ -12,10 +12,9 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from nats.js.api import DiscardPolicy, RetentionPolicy, StorageType, StreamConfig
-
 from services.deadletter.records import Reason
 from shared.events import STREAM_NAME
+from shared.stream import ADVISORY_PREFIX, ADVISORY_STREAM, ADVISORY_SUBJECTS
 
 __all__ = [
     "ADVISORY_PATTERN",
@@ -23,31 +22,12 @@ __all__ = [
     "ADVISORY_SUBJECTS",
     "Advisory",
     "AdvisoryError",
-    "advisory_stream_config",
     "parse_advisory",
 ]
 
-ADVISORY_STREAM: Final = "SERENADE_ADVISORIES"
-_PREFIX: Final = "$JS.EVENT.ADVISORY.CONSUMER"
 _KINDS: Final = {"MAX_DELIVERIES": Reason.MAX_DELIVERIES, "MSG_TERMINATED": Reason.TERMINATED}
-ADVISORY_SUBJECTS: Final = tuple(f"{_PREFIX}.{token}.{STREAM_NAME}.*" for token in _KINDS)
 # What the advisory consumer reads, as one pattern (the stream holds only ADVISORY_SUBJECTS).
-ADVISORY_PATTERN: Final = f"{_PREFIX}.*.{STREAM_NAME}.*"
-_WEEK: Final = 7 * 24 * 3600.0
-
-
-def advisory_stream_config() -> StreamConfig:
-    """On disk, kept as long as the originals they point at (the SERENADE stream's max age)."""
-    return StreamConfig(
-        name=ADVISORY_STREAM,
-        description="JetStream advisories of messages given up by consumers of SERENADE",
-        subjects=list(ADVISORY_SUBJECTS),
-        storage=StorageType.FILE,
-        retention=RetentionPolicy.LIMITS,
-        discard=DiscardPolicy.OLD,
-        max_age=_WEEK,
-        duplicate_window=120.0,
-    )
+ADVISORY_PATTERN: Final = f"{ADVISORY_PREFIX}.*.{STREAM_NAME}.*"
 
 
 class AdvisoryError(ValueError):
@@ -77,7 +57,7 @@ class Advisory:
 def parse_advisory(data: bytes, subject: str) -> Advisory:
     """``$JS.EVENT.ADVISORY.CONSUMER.<KIND>.<stream>.<consumer>`` and its JSON body."""
     tokens = subject.split(".")
-    if len(tokens) != 7 or ".".join(tokens[:4]) != _PREFIX or tokens[4] not in _KINDS:
+    if len(tokens) != 7 or ".".join(tokens[:4]) != ADVISORY_PREFIX or tokens[4] not in _KINDS:
         raise AdvisoryError(f"not a max-deliveries or terminated advisory subject: {subject}")
     try:
         body = json.loads(data)

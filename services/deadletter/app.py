@@ -26,7 +26,6 @@ from services.deadletter.consumers import (
     ADVISORY_DURABLE,
     ENVELOPE_DURABLE,
     advisory_consumer_config,
-    ensure_advisory_stream,
     ensure_consumers,
     envelope_consumer_config,
     retry_delay,
@@ -149,7 +148,6 @@ def _lifespan(
         connection = await broker.connect()
         js = connection.jetstream()
         await ensure_stream(js)
-        await ensure_advisory_stream(js)
         await ensure_consumers(js)
         # min_size 0: the service starts, and keeps its messages waiting, while PostgreSQL is
         # down; the pool opens connections again by itself once it is back.

@@ -8,10 +8,10 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import BadRequestError, NotFoundError
+from nats.js.errors import BadRequestError
 
-from services.deadletter.advisories import ADVISORY_STREAM, advisory_stream_config
 from shared.events import DEADLETTER_SUBJECTS, STREAM_NAME
+from shared.stream import ADVISORY_STREAM
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -20,7 +20,6 @@ __all__ = [
     "ADVISORY_DURABLE",
     "ENVELOPE_DURABLE",
     "advisory_consumer_config",
-    "ensure_advisory_stream",
     "ensure_consumers",
     "envelope_consumer_config",
     "retry_delay",
@@ -65,22 +64,6 @@ def advisory_consumer_config() -> ConsumerConfig:
         max_deliver=-1,
         max_ack_pending=MAX_ACK_PENDING,
     )
-
-
-async def ensure_advisory_stream(js: JetStreamContext) -> None:
-    """Create ``SERENADE_ADVISORIES``, or update it when its subjects differ."""
-    wanted = advisory_stream_config()
-    try:
-        info = await js.stream_info(ADVISORY_STREAM)
-    except NotFoundError:
-        try:
-            await js.add_stream(wanted)
-        except BadRequestError:
-            info = await js.stream_info(ADVISORY_STREAM)  # another process made it meanwhile
-        else:
-            return
-    if sorted(info.config.subjects or []) != sorted(wanted.subjects or []):
-        await js.update_stream(wanted)
 
 
 async def ensure_consumers(js: JetStreamContext) -> None:

@@ -6,7 +6,7 @@ import asyncio
 import logging
 
 from services.deadletter.app import build_app
-from services.deadletter.jsonlog import configure_json_logging
+from shared.logs import configure_logging
 from shared.settings import Settings
 
 __all__ = ["run"]
@@ -15,6 +15,6 @@ __all__ = ["run"]
 def run(settings: Settings) -> None:
     """Build the app (settings are checked first) and run it; FastStream stops it cleanly on
     SIGTERM or SIGINT."""
-    configure_json_logging()
+    configure_logging("deadletter")
     app = build_app(settings)
     asyncio.run(app.run(log_level=logging.INFO))

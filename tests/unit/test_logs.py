@@ -27,7 +27,7 @@ def test_lines_are_json_with_context_fields_and_extras() -> None:
         logger.info("variant done", extra={"outcome": "complete", "attempt": 2})
     logger.info("outside")
     first, second = (orjson.loads(line) for line in stream.getvalue().splitlines())
-    assert first["msg"] == "variant done"
+    assert first["message"] == "variant done"
     assert first["service"] == "generator"
     assert (first["correlation_id"], first["order_id"], first["variant_id"]) == (
         "req-1",
