@@ -18,8 +18,8 @@ __all__ = ["SECTION_LEVEL", "write_bass", "write_comp", "write_pad"]
 # Loudness of each part of the form: the song builds into the chorus.
 SECTION_LEVEL: dict[str, float] = {"intro": 0.8, "verse": 0.88, "chorus": 1.0, "outro": 0.9}
 
-_COMP_RANGE = (52, 72)
-_PAD_RANGE = (55, 76)
+_COMP_RANGE = (48, 67)  # Below the tune (which sits around 57-84), so the two stay clear.
+_PAD_RANGE = (50, 70)
 _POWER_RANGE = (40, 52)
 _BASS_LOW = 36  # C2: the bass root is placed in the octave above.
 _STRUM_SPREAD = 0.025  # Beats between strings of a strummed chord.

@@ -2,8 +2,9 @@
 
 Everything random is drawn from a generator seeded by the order id and variant number, so one
 order and variant always give the same plan. The progressions of an order's variants are chosen
-by stepping through the mood's table from an order-wide offset, which guarantees the variants of
-one order use different chord progressions (not just a transposition of one song).
+by stepping through the mood's table (five entries, one per possible variant) from an order-wide
+offset, which guarantees the variants of one order use different chord progressions, not just a
+transposition of one song.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from .moods import MOODS
 from .percussion import write_drums
 from .plan import CompositionPlan, Section, Voices
 from .seed import order_number, variant_rng
+from .theory import Key
 
 __all__ = ["MAX_SECONDS", "MIN_SECONDS", "compose"]
 
@@ -42,9 +44,12 @@ def _form(bar_seconds: float, target: float) -> tuple[tuple[str, int], ...]:
         body = tuple((name, verse if name == "verse" else chorus) for name in shape)
         sections = (("intro", intro), *body, ("outro", _OUTRO_BARS))
         seconds = sum(bars for _, bars in sections) * bar_seconds + _TAIL_SECONDS
-        # A margin inside the limits leaves room for the slowest and fastest tempos.
-        if MIN_SECONDS + 2 <= seconds <= MAX_SECONDS - 3:
+        if MIN_SECONDS <= seconds <= MAX_SECONDS:
             candidates.append((abs(seconds - target), sections))
+    if not candidates:
+        # The genre tempo ranges are chosen so this cannot happen; fail loudly if edited badly.
+        msg = f"no verse-chorus form fits {MIN_SECONDS}-{MAX_SECONDS} s at {bar_seconds:.2f} s/bar"
+        raise ValueError(msg)
     # Stable order plus min() means ties resolve the same way every time.
     return min(candidates, key=lambda candidate: candidate[0])[1]
 
@@ -55,12 +60,16 @@ def _fill_bars(progression: tuple[int, ...], bars: int) -> tuple[int, ...]:
 
 def compose(order_id: uuid.UUID, variant_number: int, genre: str, mood: str) -> CompositionPlan:
     """Compose one variant of an order's song in the given genre and mood."""
+    if genre not in GENRES or mood not in MOODS:
+        msg = f"no local style for genre {genre!r} and mood {mood!r}"
+        raise ValueError(msg)
     style = GENRES[genre]
     feel = MOODS[mood]
     rng = variant_rng(order_id, variant_number, "music")
     tempo = round(float(rng.uniform(*style.tempo_range)) * feel.tempo_factor, 1)
     key_class = style.key_pitch_classes[int(rng.integers(len(style.key_pitch_classes)))]
-    key_root = 57 + (key_class - 57) % 12  # Tonic between A3 and G#4: a comfortable tune range.
+    # Tonic between A3 and G#4, where a tune sits comfortably.
+    key = Key(root=57 + (key_class - 57) % 12, mode=feel.mode)
 
     offset = order_number(order_id) + variant_number
     table = feel.progressions
@@ -83,21 +92,20 @@ def compose(order_id: uuid.UUID, variant_number: int, genre: str, mood: str) -> 
     form_sections = tuple(sections)
 
     pad = style.pad or ("pad" if mood == "epic" else None)  # Epic songs always get strings.
-    melody = write_melody(rng, form_sections, style, feel, key_root, feel.mode)
+    melody = write_melody(rng, form_sections, style, feel, key)
     return CompositionPlan(
         genre=genre,
         mood=mood,
         tempo_bpm=tempo,
         beats_per_bar=style.beats_per_bar,
         swing=style.swing,
-        key_root=key_root,
-        mode=feel.mode,
+        key=key,
         sections=form_sections,
         voices=Voices(lead=style.lead, comp=style.comp, bass=style.bass, pad=pad),
         melody=melody,
-        comp=write_comp(form_sections, style, key_root, feel.mode),
-        pad=write_pad(form_sections, style, key_root, feel.mode) if pad else (),
-        bass=write_bass(rng, form_sections, style, key_root, feel.mode),
+        comp=write_comp(form_sections, style, key),
+        pad=write_pad(form_sections, style, key) if pad else (),
+        bass=write_bass(rng, form_sections, style, key),
         drums=write_drums(rng, form_sections, style),
         tail_seconds=_TAIL_SECONDS,
         noise_seed=int(rng.integers(2**63)),

@@ -29,7 +29,8 @@ def _times(seconds: float) -> npt.NDArray[np.float32]:
 
 
 def _decay(t: npt.NDArray[np.float32], seconds: float) -> npt.NDArray[np.float32]:
-    return np.exp(t * np.float32(-1.0 / seconds))
+    envelope: npt.NDArray[np.float32] = np.exp(t * np.float32(-1.0 / seconds))
+    return envelope
 
 
 def _bright_noise(rng: np.random.Generator, count: int, passes: int) -> npt.NDArray[np.float32]:
@@ -77,8 +78,8 @@ def make_kit(rng: np.random.Generator) -> DrumKit:
     hat_noise = _bright_noise(rng, len(t), 2) + 0.3 * _metal(t, 3200.0)
     t_ride = _times(1.2)
     ride = 0.6 * _metal(t_ride, 2400.0) * _decay(t_ride, 0.05)
-    ride += 0.4 * (_bright_noise(rng, len(t_ride), 2) + _metal(t_ride, 3100.0)) * _decay(
-        t_ride, 0.4
+    ride += (
+        0.4 * (_bright_noise(rng, len(t_ride), 2) + _metal(t_ride, 3100.0)) * _decay(t_ride, 0.4)
     )
     t_crash = _times(1.8)
     crash = (_bright_noise(rng, len(t_crash), 1) + 0.3 * _metal(t_crash, 2900.0)) * _decay(
@@ -111,12 +112,12 @@ _DRUM_GAIN = {
     "kick": 1.0,
     "snare": 0.75,
     "clap": 0.6,
-    "hat": 0.3,
-    "open_hat": 0.25,
-    "pedal_hat": 0.2,
-    "ride": 0.28,
-    "crash": 0.35,
-    "shaker": 0.3,
+    "hat": 0.9,
+    "open_hat": 0.5,
+    "pedal_hat": 0.4,
+    "ride": 0.4,
+    "crash": 0.45,
+    "shaker": 0.6,
     "brush": 0.35,
 }
 

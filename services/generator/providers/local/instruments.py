@@ -58,6 +58,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         decay=1.2,
         sustain=0.3,
         release=0.15,
+        gain=0.75,
     ),
     "pluck": Instrument(
         bright=(1.0, 0.65, 0.45, 0.35, 0.25, 0.18, 0.12, 0.09, 0.06, 0.04),
@@ -93,7 +94,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         attack=0.3,
         release=0.5,
         detune_cents=8.0,
-        gain=0.55,
+        gain=0.7,
     ),
     "pad_soft": Instrument(
         bright=(1.0, 0.25, 0.08),
@@ -111,7 +112,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         sustain=0.75,
         release=0.08,
         vibrato_depth=0.003,
-        gain=0.5,
+        gain=0.65,
     ),
     "lead_saw": Instrument(
         bright=_saw(14),
@@ -121,7 +122,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         release=0.08,
         vibrato_depth=0.004,
         drive=1.5,
-        gain=0.45,
+        gain=0.6,
     ),
     "lead_soft": Instrument(
         bright=(1.0, 0.3, 0.1, 0.04),
@@ -131,6 +132,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         release=0.15,
         vibrato_depth=0.004,
         vibrato_rate=5.0,
+        gain=0.8,
     ),
     "fiddle": Instrument(
         bright=_saw(12, tilt=1.2),
@@ -140,7 +142,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         vibrato_depth=0.005,
         vibrato_rate=6.0,
         vibrato_delay=0.12,
-        gain=0.55,
+        gain=0.7,
     ),
     "sax": Instrument(
         bright=(1.0, 0.7, 0.5, 0.36, 0.22, 0.14, 0.08, 0.05),
@@ -150,7 +152,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         release=0.1,
         vibrato_depth=0.004,
         vibrato_rate=5.0,
-        gain=0.6,
+        gain=0.9,
     ),
     "bell": Instrument(
         bright=(1.0, 0.0, 0.25, 0.35, 0.0, 0.1),
@@ -170,7 +172,7 @@ INSTRUMENTS: dict[str, Instrument] = {
         decay=0.9,
         sustain=0.0,
         release=0.35,
-        gain=0.75,
+        gain=1.0,
     ),
     "bass_synth": Instrument(
         bright=_saw(8, tilt=1.3),
@@ -213,6 +215,6 @@ INSTRUMENTS: dict[str, Instrument] = {
         decay=2.0,
         sustain=0.6,
         release=0.6,
-        gain=0.8,
+        gain=0.55,
     ),
 }

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections import Counter
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,12 +27,17 @@ _TITLE_LIMIT = 80
 _MEMORY_LIMIT = 60
 _WORD_LIMIT = 20
 # Clause boundaries in Latin, CJK and Arabic punctuation; a memory is one clause.
-_CLAUSE_BREAK = re.compile(r"[.!?;:,\n\r\u2026\u3001\u3002\uff01\uff0c\uff1b\uff1f\u060c\u061b\u061f]+")
+_CLAUSE_BREAK = re.compile(
+    r"[.!?;:,\n\r\u2026\u3001\u3002\uff01\uff0c\uff1b\uff1f\u060c\u061b\u061f]+"
+)
 # Characters that would read as markup or template syntax in a lyric sheet.
 _UNSAFE = re.compile(r"[{}\[\]<>\"\u201c\u201d\u00ab\u00bb]")
-_WORD = re.compile(r"[^\W\d_][\w'\u2019-]*")
-_STOPWORDS = frozenset(
-    """
+# Scripts written without spaces between words: a regex "word" there is a whole clause, which
+# the memory line already quotes, so their words are not used as single words.
+_UNSPACED = re.compile(r"[\u0e00-\u0eff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_IN_WORD = frozenset("'\u2019-")  # Apostrophes and hyphens inside words ("don't", "well-known").
+# Words too common to say anything about the story, however often it uses them.
+_STOPWORD_TEXT = """
     about above after again against all also always and any are because been before being
     below between both but can could did does doing down during each even ever every few for
     from further had has have having her here hers herself him himself his how into its itself
@@ -41,7 +46,25 @@ _STOPWORDS = frozenset(
     theirs them themselves then there these they this those through too under until very was
     were what when where which while who whom why will with would you your yours yourself
     went got get gets going one two three years year time day days things thing lot lots
-    """.split()
+    don't didn't can't couldn't won't wouldn't isn't wasn't it's that's there's we're they're
+    you're i'm i've we've
+"""
+_STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+# Spelled out rather than strftime("%B"), which follows the process locale: the lyrics must not
+# change with the machine they are rendered on.
+_MONTHS = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
 )
 
 
@@ -75,6 +98,25 @@ def story_memory(story: str | None, rng: np.random.Generator) -> str | None:
     return fitting[int(rng.integers(len(fitting)))]
 
 
+def _story_word(token: str) -> str | None:
+    """``token`` without surrounding punctuation if it is a plain word, else None.
+
+    Letters with their combining marks (accents, Arabic vowel signs, Indic vowel signs) are kept
+    whole; tokens with digits, symbols or emoji inside are not words a lyric can hold.
+    """
+    start, end = 0, len(token)
+    while start < end and unicodedata.category(token[start])[0] in "PSZ":
+        start += 1
+    while end > start and unicodedata.category(token[end - 1])[0] in "PSZ":
+        end -= 1
+    word = token[start:end]
+    if not word or unicodedata.category(word[0])[0] != "L":
+        return None
+    if any(unicodedata.category(c)[0] not in "LM" and c not in _IN_WORD for c in word):
+        return None
+    return word
+
+
 def story_words(story: str | None) -> list[str]:
     """The story's most telling words, best first, spelled as written.
 
@@ -83,21 +125,26 @@ def story_words(story: str | None) -> list[str]:
     """
     if not story:
         return []
-    scores: Counter[str] = Counter()
+    scores: dict[str, float] = {}
     spelling: dict[str, str] = {}
-    for match in _WORD.finditer(clean_line(story)):
-        word = match.group().strip("'\u2019-")
-        key = word.casefold()
-        short = len(word) < 4 if word.isascii() else len(word) < 2
-        if short or len(word) > _WORD_LIMIT or key in _STOPWORDS:
+    sentence_start = True
+    for token in clean_line(story).split(" "):
+        word = _story_word(token)
+        after_stop = sentence_start
+        sentence_start = token.rstrip("\"\u201d')\u2019").endswith((".", "!", "?"))
+        if word is None or not 4 <= len(word) <= _WORD_LIMIT or _UNSPACED.search(word):
             continue
-        before = match.string[: match.start()].rstrip()
-        named = word[:1].isupper() and before != "" and before[-1] not in ".!?"
+        key = word.casefold()
+        if key in _STOPWORDS:
+            continue
+        named = word[0].isupper() and not after_stop
         verbish = word.isascii() and key.endswith(("ed", "ing", "ly"))
-        scores[key] += 1.0 + (0.5 if named else 0.0) - (0.6 if verbish else 0.0)
+        bonus = (0.5 if named else 0.0) - (0.6 if verbish else 0.0)
+        scores[key] = scores.get(key, 0.0) + 1.0 + bonus
         spelling.setdefault(key, word)
-    # most_common keeps first-seen order among equal scores: stable across runs.
-    return [spelling[key] for key, _ in scores.most_common(8)]
+    # sorted() is stable and dicts keep insertion order: ties go to the word seen first.
+    ranked = sorted(scores, key=lambda key: -scores[key])
+    return [spelling[key] for key in ranked[:8]]
 
 
 def _date_text(date: dt.date | None) -> str | None:
@@ -105,7 +152,7 @@ def _date_text(date: dt.date | None) -> str | None:
         return None
     day = date.day
     suffix = "th" if 11 <= day % 100 <= 13 else {1: "st", 2: "nd", 3: "rd"}.get(day % 10, "th")
-    return f"the {day}{suffix} of {date.strftime('%B')}"
+    return f"the {day}{suffix} of {_MONTHS[date.month - 1]}"
 
 
 def _pick(rng: np.random.Generator, options: tuple[str, ...], count: int) -> list[str]:
@@ -163,5 +210,6 @@ def write_lyrics(request: SongRequest) -> SongText:
     )
     title_fields = {**fields, "name": shorten(name, _TITLE_NAME_LIMIT)}
     title_fields["names"] = _possessive(title_fields["name"])
-    title = shorten(occasion.titles[offset % len(occasion.titles)].format(**title_fields), _TITLE_LIMIT)
+    title_template = occasion.titles[offset % len(occasion.titles)]
+    title = shorten(title_template.format(**title_fields), _TITLE_LIMIT)
     return SongText(title=title, lyrics=sheet)

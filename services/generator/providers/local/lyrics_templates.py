@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-__all__ = ["MEMORY_LINES", "MOODS", "OCCASIONS", "OUTROS", "Occasion", "WORD_LINES", "DATE_LINES"]
+__all__ = ["DATE_LINES", "MEMORY_LINES", "MOODS", "OCCASIONS", "OUTROS", "WORD_LINES", "Occasion"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,12 +49,24 @@ OCCASIONS: dict[str, Occasion] = {
             "The balloons are floating to the ceiling",
         ),
         choruses=(
-            ("Happy birthday, {name}", "This song is just for you",
-             "Another year, another dream", "May every wish come true"),
-            ("So raise a glass to {name}", "The star of {moment}",
-             "We'll sing it loud, we'll sing it proud", "{name}, the day is yours"),
-            ("Oh {name}, oh {name}", "Blow the candles, make a wish",
-             "Everyone you love is here", "To celebrate {moment}"),
+            (
+                "Happy birthday, {name}",
+                "This song is just for you",
+                "Another year, another dream",
+                "May every wish come true",
+            ),
+            (
+                "So raise a glass to {name}",
+                "The star of {moment}",
+                "We'll sing it loud, we'll sing it proud",
+                "{name}, the day is yours",
+            ),
+            (
+                "Oh {name}, oh {name}",
+                "Blow the candles, make a wish",
+                "Everyone you love is here",
+                "To celebrate {moment}",
+            ),
         ),
     ),
     "anniversary": Occasion(
@@ -81,12 +93,24 @@ OCCASIONS: dict[str, Occasion] = {
             "Our home is anywhere with you",
         ),
         choruses=(
-            ("{name}, it's you and me", "On {moment}",
-             "Every year a little more", "You're my forever song"),
-            ("Here's to us, here's to {name}", "To all the days behind",
-             "And all the years ahead of us", "I'm so glad that you are mine"),
-            ("Happy anniversary, {name}", "My favourite place is next to you",
-             "Still dancing after all this time", "And I'm still in love with you"),
+            (
+                "{name}, it's you and me",
+                "On {moment}",
+                "Every year a little more",
+                "You're my forever song",
+            ),
+            (
+                "Here's to us, here's to {name}",
+                "To all the days behind",
+                "And all the years ahead of us",
+                "I'm so glad that you are mine",
+            ),
+            (
+                "Happy anniversary, {name}",
+                "My favourite place is next to you",
+                "Still dancing after all this time",
+                "And I'm still in love with you",
+            ),
         ),
     ),
     "wedding": Occasion(
@@ -113,12 +137,24 @@ OCCASIONS: dict[str, Occasion] = {
             "Tonight the world is dressed in white",
         ),
         choruses=(
-            ("Raise a glass for {name}", "On {moment}",
-             "Love is here to stay", "Forever starts today"),
-            ("{name}, you said I do", "And every dream is coming true",
-             "Dance until the morning light", "Love is shining through"),
-            ("Here's to {name}", "Here's to love that's true",
-             "May every day be like today", "For the two of you"),
+            (
+                "Raise a glass for {name}",
+                "On {moment}",
+                "Love is here to stay",
+                "Forever starts today",
+            ),
+            (
+                "{name}, you said I do",
+                "And every dream is coming true",
+                "Dance until the morning light",
+                "Love is shining through",
+            ),
+            (
+                "Here's to {name}",
+                "Here's to love that's true",
+                "May every day be like today",
+                "For the two of you",
+            ),
         ),
     ),
     "valentines": Occasion(
@@ -145,12 +181,24 @@ OCCASIONS: dict[str, Occasion] = {
             "You steal my heart a little more",
         ),
         choruses=(
-            ("Be my valentine, {name}", "Be mine, be mine",
-             "I love you more than words can say", "On {moment}"),
-            ("{name}, it's always you", "Every heartbeat, every day",
-             "Roses, kisses, all for you", "On {moment}"),
-            ("Oh {name}, you're the one", "My moon, my stars, my sun",
-             "This love of mine is yours to keep", "Now and when the years are done"),
+            (
+                "Be my valentine, {name}",
+                "Be mine, be mine",
+                "I love you more than words can say",
+                "On {moment}",
+            ),
+            (
+                "{name}, it's always you",
+                "Every heartbeat, every day",
+                "Roses, kisses, all for you",
+                "On {moment}",
+            ),
+            (
+                "Oh {name}, you're the one",
+                "My moon, my stars, my sun",
+                "This love of mine is yours to keep",
+                "Now and when the years are done",
+            ),
         ),
     ),
     "graduation": Occasion(
@@ -177,12 +225,24 @@ OCCASIONS: dict[str, Occasion] = {
             "We always knew that you could do it",
         ),
         choruses=(
-            ("Congratulations, {name}", "You did it, you did it",
-             "The world is waiting just for you", "On {moment}"),
-            ("Go on, {name}, fly", "There's nothing you can't do",
-             "Today's the start of something new", "We're all so proud of you"),
-            ("Here's to {name}", "The graduate tonight",
-             "Tomorrow's yours to write", "So shine your brightest light"),
+            (
+                "Congratulations, {name}",
+                "You did it, you did it",
+                "The world is waiting just for you",
+                "On {moment}",
+            ),
+            (
+                "Go on, {name}, fly",
+                "There's nothing you can't do",
+                "Today's the start of something new",
+                "We're all so proud of you",
+            ),
+            (
+                "Here's to {name}",
+                "The graduate tonight",
+                "Tomorrow's yours to write",
+                "So shine your brightest light",
+            ),
         ),
     ),
     "mothers_day": Occasion(
@@ -209,12 +269,24 @@ OCCASIONS: dict[str, Occasion] = {
             "Your love's the first I ever knew",
         ),
         choruses=(
-            ("Happy Mother's Day, {name}", "You mean the world to me",
-             "For every hug and every word", "This song is yours to keep"),
-            ("{name}, oh {name}", "You're the heart of our home",
-             "Wherever I go in this world", "I'm never on my own"),
-            ("Thank you, {name}", "On {moment}",
-             "For all the love you gave to us", "In every single way"),
+            (
+                "Happy Mother's Day, {name}",
+                "You mean the world to me",
+                "For every hug and every word",
+                "This song is yours to keep",
+            ),
+            (
+                "{name}, oh {name}",
+                "You're the heart of our home",
+                "Wherever I go in this world",
+                "I'm never on my own",
+            ),
+            (
+                "Thank you, {name}",
+                "On {moment}",
+                "For all the love you gave to us",
+                "In every single way",
+            ),
         ),
     ),
     "fathers_day": Occasion(
@@ -241,12 +313,24 @@ OCCASIONS: dict[str, Occasion] = {
             "You're stronger than you'll ever know",
         ),
         choruses=(
-            ("Happy Father's Day, {name}", "You're a hero in my eyes",
-             "For every lesson, every laugh", "You're one of a kind"),
-            ("{name}, oh {name}", "You're the rock we stand upon",
-             "Wherever life may take me now", "Your love goes on and on"),
-            ("Thank you, {name}", "On {moment}",
-             "For all the things you did for us", "In every single way"),
+            (
+                "Happy Father's Day, {name}",
+                "You're a hero in my eyes",
+                "For every lesson, every laugh",
+                "You're one of a kind",
+            ),
+            (
+                "{name}, oh {name}",
+                "You're the rock we stand upon",
+                "Wherever life may take me now",
+                "Your love goes on and on",
+            ),
+            (
+                "Thank you, {name}",
+                "On {moment}",
+                "For all the things you did for us",
+                "In every single way",
+            ),
         ),
     ),
     "holiday": Occasion(
@@ -273,12 +357,24 @@ OCCASIONS: dict[str, Occasion] = {
             "Wrapping paper on the floor",
         ),
         choruses=(
-            ("Happy holidays, {name}", "The season's here at last",
-             "With all the ones we love the most", "Let's make the moment last"),
-            ("{name}, it's the time of year", "For all of us to be together",
-             "Lights and laughter everywhere", "Through {moment}"),
-            ("Here's to {name}", "And the holidays",
-             "Warm wishes and a happy heart", "In every kind of way"),
+            (
+                "Happy holidays, {name}",
+                "The season's here at last",
+                "With all the ones we love the most",
+                "Let's make the moment last",
+            ),
+            (
+                "{name}, it's the time of year",
+                "For all of us to be together",
+                "Lights and laughter everywhere",
+                "Through {moment}",
+            ),
+            (
+                "Here's to {name}",
+                "And the holidays",
+                "Warm wishes and a happy heart",
+                "In every kind of way",
+            ),
         ),
     ),
     "other": Occasion(
@@ -305,12 +401,24 @@ OCCASIONS: dict[str, Occasion] = {
             "The world is better with you in it",
         ),
         choruses=(
-            ("This one's for {name}", "On {moment}",
-             "A little song to say", "How much you mean to me"),
-            ("{name}, oh {name}", "You're one of a kind",
-             "Whatever comes, wherever you go", "You're always on my mind"),
-            ("Here's to {name}", "Sing it loud and clear",
-             "The world is a brighter place", "Because you're here"),
+            (
+                "This one's for {name}",
+                "On {moment}",
+                "A little song to say",
+                "How much you mean to me",
+            ),
+            (
+                "{name}, oh {name}",
+                "You're one of a kind",
+                "Whatever comes, wherever you go",
+                "You're always on my mind",
+            ),
+            (
+                "Here's to {name}",
+                "Sing it loud and clear",
+                "The world is a brighter place",
+                "Because you're here",
+            ),
         ),
     ),
 }

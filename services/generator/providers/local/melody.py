@@ -17,15 +17,21 @@ import numpy as np
 from .genres import GenreStyle
 from .moods import MoodStyle
 from .plan import Note, Section
-from .theory import scale_index_to_midi
+from .theory import Key
 
 __all__ = ["write_melody"]
 
 _PHRASE_BARS = 2
 _STEPS = np.arange(-3, 4)
 _EPSILON = 1e-9
+_PICKUP_CHANCE = 0.3  # How often a phrase starts on the off-beat after a short rest.
+_VARIATION_CHANCE = 0.3  # Share of the contour the second phrase changes.
+_RANGE = 5  # Scale steps either side of the section's centre the tune may use.
 
+# (offset in the phrase, length) of each note, in beats.
 Rhythm: TypeAlias = list[tuple[float, float]]
+# (beat in the section, length, scale index) of each note.
+Line: TypeAlias = list[tuple[float, float, int]]
 
 
 def _weighted_index(rng: np.random.Generator, weights: list[float]) -> int:
@@ -33,10 +39,15 @@ def _weighted_index(rng: np.random.Generator, weights: list[float]) -> int:
     return int(rng.choice(len(weights), p=probabilities / probabilities.sum()))
 
 
+def _on_beat(beat: float) -> bool:
+    return abs(beat - round(beat)) < _EPSILON
+
+
 def _phrase_rhythm(rng: np.random.Generator, style: GenreStyle, beats: float) -> Rhythm:
     """(offset, length) of each note of one phrase; it ends on a held note."""
     end = beats - style.phrase_ending
-    position = 0.5 if style.beats_per_bar == 4 and rng.random() < 0.3 else 0.0
+    pickup = style.beats_per_bar % 2 == 0 and rng.random() < _PICKUP_CHANCE
+    position = 0.5 if pickup else 0.0
     notes: Rhythm = []
     while position < end - _EPSILON:
         remaining = end - position
@@ -57,7 +68,7 @@ def _contour(rng: np.random.Generator, mood: MoodStyle, count: int) -> list[int]
     return [int(step) for step in rng.choice(_STEPS, size=count, p=weights / weights.sum())]
 
 
-def _nearest_chord_tone(index: int, degree: int, root_only: bool) -> int:
+def _nearest_chord_tone(index: int, degree: int, *, root_only: bool = False) -> int:
     """The scale index nearest ``index`` that belongs to the triad on ``degree``."""
     allowed = (0,) if root_only else (0, 2, 4)
     for distance in range(8):
@@ -68,28 +79,30 @@ def _nearest_chord_tone(index: int, degree: int, root_only: bool) -> int:
 
 
 def _phrase_pitches(
-    rhythm: Rhythm,
-    steps: list[int],
+    phrase: list[tuple[float, float, int]],
     phrase_start: float,
     chord_at: Callable[[float], int],
     centre: int,
     cadence: bool,
 ) -> list[int]:
-    """Scale indices for a phrase: follow the contour, land on chord tones where it matters."""
-    low, high = centre - 5, centre + 5
+    """Scale indices for a phrase of (offset, length, contour step) notes.
+
+    The contour is followed, drifting back towards ``centre`` rather than wandering off the
+    range; notes on a beat, held notes and the last note land on tones of the chord under them,
+    and a cadence ends on the chord's root.
+    """
+    low, high = centre - _RANGE, centre + _RANGE
     index = centre
     pitches: list[int] = []
-    for number, ((offset, length), step) in enumerate(zip(rhythm, steps, strict=True)):
+    for number, (offset, length, step) in enumerate(phrase):
         candidate = index + step if number else centre
-        # Drift back towards the middle of the range instead of wandering off it.
         if candidate > high or (candidate > centre + 3 and step > 0):
             candidate = index - abs(step)
         elif candidate < low or (candidate < centre - 3 and step < 0):
             candidate = index + abs(step)
         beat = phrase_start + offset
-        on_beat = abs(beat - round(beat)) < _EPSILON
-        last = number == len(rhythm) - 1
-        if on_beat or length >= 1.0 or last:
+        last = number == len(phrase) - 1
+        if _on_beat(beat) or length >= 1.0 or last:
             candidate = _nearest_chord_tone(candidate, chord_at(beat), root_only=cadence and last)
         pitches.append(candidate)
         index = candidate
@@ -97,13 +110,9 @@ def _phrase_pitches(
 
 
 def _section_melody(
-    rng: np.random.Generator,
-    section: Section,
-    style: GenreStyle,
-    mood: MoodStyle,
-    centre: int,
-) -> list[tuple[float, float, int]]:
-    """(beat, length, scale index) for one section, starting at beat 0 of the section."""
+    rng: np.random.Generator, section: Section, style: GenreStyle, mood: MoodStyle, centre: int
+) -> Line:
+    """The tune of one section, timed from the section's first beat."""
     bar_beats = style.beats_per_bar
     phrase_beats = float(_PHRASE_BARS * bar_beats)
 
@@ -112,27 +121,38 @@ def _section_melody(
 
     motif = _phrase_rhythm(rng, style, phrase_beats)
     motif_steps = _contour(rng, mood, len(motif))
+    fresh_steps = _contour(rng, mood, len(motif))
     varied_steps = [
-        int(step) if rng.random() < 0.3 else old
-        for old, step in zip(motif_steps, _contour(rng, mood, len(motif)), strict=True)
+        fresh if rng.random() < _VARIATION_CHANCE else old
+        for old, fresh in zip(motif_steps, fresh_steps, strict=True)
     ]
-    cadence = _phrase_rhythm(rng, style, phrase_beats)
-    cadence_steps = _contour(rng, mood, len(cadence))
+    ending = _phrase_rhythm(rng, style, phrase_beats)
+    ending_steps = _contour(rng, mood, len(ending))
+    statements = [(motif, motif_steps), (motif, varied_steps), (motif, motif_steps)]
     phrase_count = section.bars // _PHRASE_BARS
-    plans = [(motif, motif_steps), (motif, varied_steps), (motif, motif_steps)]
-    plans = [*plans[: max(phrase_count - 1, 0)], (cadence, cadence_steps)]
+    phrases = [*statements[: max(phrase_count - 1, 0)], (ending, ending_steps)]
 
-    notes: list[tuple[float, float, int]] = []
-    for number, (rhythm, steps) in enumerate(plans):
+    line: Line = []
+    for number, (rhythm, steps) in enumerate(phrases):
         start = number * phrase_beats
-        pitches = _phrase_pitches(
-            rhythm, steps, start, chord_at, centre, cadence=number == len(plans) - 1
-        )
-        notes.extend(
+        phrase = [
+            (offset, length, step) for (offset, length), step in zip(rhythm, steps, strict=True)
+        ]
+        cadence = number == len(phrases) - 1
+        pitches = _phrase_pitches(phrase, start, chord_at, centre, cadence)
+        line.extend(
             (start + offset, length, pitch)
             for (offset, length), pitch in zip(rhythm, pitches, strict=True)
         )
-    return notes
+    return line
+
+
+def _outro_line(section: Section, style: GenreStyle) -> Line:
+    """A held chord tone over the cadence chord, then the tonic to close the song."""
+    bar = float(style.beats_per_bar)
+    register = style.melody_register
+    approach = _nearest_chord_tone(2, section.chords[0]) + register
+    return [(0.0, bar, approach), (bar, bar, register)]
 
 
 def write_melody(
@@ -140,8 +160,7 @@ def write_melody(
     sections: tuple[Section, ...],
     style: GenreStyle,
     mood: MoodStyle,
-    key_root: int,
-    mode: str,
+    key: Key,
 ) -> tuple[Note, ...]:
     """The lead line of the whole song.
 
@@ -149,37 +168,30 @@ def write_melody(
     a chorus); the chorus sits higher than the verse; the intro is left to the band; the outro
     settles on the tonic.
     """
-    bar_beats = style.beats_per_bar
     articulation = style.articulation * mood.articulation_factor
-    written: dict[tuple[str, tuple[int, ...]], list[tuple[float, float, int]]] = {}
+    written: dict[tuple[str, tuple[int, ...]], Line] = {}
     notes: list[Note] = []
     for section in sections:
-        section_start = section.start_bar * bar_beats
         if section.name == "intro":
             continue
         if section.name == "outro":
-            lines = [
-                (0.0, float(bar_beats), _nearest_chord_tone(2, section.chords[0], False)),
-                (float(bar_beats), float(bar_beats), 0),
-            ]
-            lines = [(beat, length, index + style.melody_register) for beat, length, index in lines]
-            held = 1.0
+            line, held = _outro_line(section, style), 1.0
         else:
-            key = (section.name, section.chords)
-            if key not in written:
+            tune = (section.name, section.chords)
+            if tune not in written:
                 centre = (4 if section.name == "chorus" else 2) + style.melody_register
-                written[key] = _section_melody(rng, section, style, mood, centre)
-            lines = written[key]
-            held = articulation
+                written[tune] = _section_melody(rng, section, style, mood, centre)
+            line, held = written[tune], articulation
+        section_start = section.start_bar * style.beats_per_bar
         boost = 0.05 if section.name == "chorus" else 0.0
-        for beat, length, index in lines:
-            on_beat = abs(beat - round(beat)) < _EPSILON
-            velocity = (0.85 if on_beat else 0.72) + boost + float(rng.normal(0.0, 0.03))
+        for beat, length, index in line:
+            accent = 0.85 if _on_beat(beat) else 0.72
+            velocity = accent + boost + float(rng.normal(0.0, 0.03))
             notes.append(
                 Note(
                     start=section_start + beat,
                     length=max(length * held, 0.2),
-                    pitch=scale_index_to_midi(index, key_root, mode),
+                    pitch=key.pitch(index),
                     velocity=float(np.clip(velocity, 0.4, 1.0)),
                 )
             )

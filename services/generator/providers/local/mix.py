@@ -1,9 +1,8 @@
 """From a plan to a stereo signal: render each part to a bus, add space, pan and master.
 
 Parts are panned a little apart (chords left, pad right, cymbals right of centre) so the mix
-breathes; a cheap reverb (parallel feedback combs, computed a delay-length block at a time)
-gives the melody and chords a room; the master fades in and out, then a soft limiter and a
--1 dBFS peak normalisation keep every song loud enough and free of clipping.
+breathes; a reverb gives the melody and chords a room; the master fades in and out, then a peak
+limiter and a -1 dBFS peak normalisation keep every song loud enough and free of clipping.
 """
 
 from __future__ import annotations
@@ -14,6 +13,7 @@ import numpy as np
 import numpy.typing as npt
 
 from .drums import make_kit, place_hits
+from .effects import limit_peaks, reverb
 from .plan import SAMPLE_RATE, CompositionPlan, Note
 from .synth import Bus, ScheduledNote, render_notes
 
@@ -24,31 +24,31 @@ Stereo = npt.NDArray[np.float32]  # Shape (samples, 2).
 PEAK_DBFS = -1.0
 _FADE_IN_SECONDS = 0.01
 _FADE_OUT_SECONDS = 3.5
-_LIMITER_DRIVE = 2.0
 # Level of each part in the mix and its pan (0 is hard left, 1 hard right).
 _PARTS: dict[str, tuple[float, float]] = {
     "lead": (0.55, 0.5),
     "comp": (0.34, 0.35),
     "pad": (0.22, 0.68),
-    "bass": (0.5, 0.5),
+    "bass": (0.4, 0.5),
     "drums": (0.62, 0.5),
-    "cymbals": (0.62, 0.62),
+    "cymbals": (0.8, 0.62),
 }
-_REVERB_SEND: dict[str, float] = {
-    "pop": 0.22,
-    "rock": 0.14,
-    "country": 0.18,
-    "acoustic": 0.25,
-    "rnb": 0.25,
-    "hiphop": 0.15,
-    "jazz": 0.25,
-    "lullaby": 0.4,
+# Per genre: reverb send level, reverb time (RT60, seconds) and limiter threshold. A lower
+# threshold turns peaks down further, so the song sounds denser and louder; the lullaby keeps
+# its dynamics and a long, soft room.
+_SPACE: dict[str, tuple[float, float, float]] = {
+    "pop": (0.3, 1.4, 0.5),
+    "rock": (0.2, 1.2, 0.45),
+    "country": (0.25, 1.2, 0.55),
+    "acoustic": (0.3, 1.5, 0.6),
+    "rnb": (0.35, 1.8, 0.5),
+    "hiphop": (0.2, 1.2, 0.45),
+    "jazz": (0.3, 1.6, 0.6),
+    "lullaby": (0.5, 2.4, 0.8),
 }
+# How much of each part goes to the reverb, relative to the genre's send level.
+_REVERB_SENDS: dict[str, float] = {"lead": 1.0, "comp": 1.0, "pad": 0.7}
 _CYMBALS = frozenset({"hat", "open_hat", "pedal_hat", "ride", "crash", "shaker"})
-# Comb delays in seconds: mutually prime-ish lengths so their echoes never line up.
-_COMBS_LEFT = (0.0297, 0.0371)
-_COMBS_RIGHT = (0.0411, 0.0437)
-_COMB_FEEDBACK = 0.78
 
 
 def _schedule(plan: CompositionPlan, notes: tuple[Note, ...]) -> list[ScheduledNote]:
@@ -67,70 +67,71 @@ def _schedule(plan: CompositionPlan, notes: tuple[Note, ...]) -> list[ScheduledN
     return scheduled
 
 
-def _comb(signal: Bus, delay_seconds: float) -> Bus:
-    """Feedback comb ``y[n] = x[n] + g*y[n-d]``, evaluated ``d`` samples at a time.
-
-    Each block only needs the block before it, which is already final, so the recursion runs
-    as a few hundred vector additions instead of a loop over every sample.
-    """
-    delay = round(delay_seconds * SAMPLE_RATE)
-    out = signal.copy()
-    feedback = np.float32(_COMB_FEEDBACK)
-    for start in range(delay, len(out), delay):
-        end = min(start + delay, len(out))
-        out[start:end] += feedback * out[start - delay : end - delay]
-    return out
+def _peak(signal: Bus | Stereo) -> float:
+    # max and -min instead of abs().max(): no full-size temporary array.
+    return max(float(signal.max()), -float(signal.min()), 1e-9)
 
 
-def _reverb(send: Bus) -> tuple[Bus, Bus]:
-    """A small stereo room: two combs per side, softened by a short moving average."""
-    smooth = np.ones(4, dtype=np.float32) / np.float32(4.0)
-    sides = []
-    for delays in (_COMBS_LEFT, _COMBS_RIGHT):
-        wet = sum((_comb(send, delay) for delay in delays), np.zeros_like(send))
-        sides.append(np.convolve(wet, smooth, "same").astype(np.float32) * np.float32(0.12))
-    return sides[0], sides[1]
-
-
-def _master(left: Bus, right: Bus) -> Stereo:
+def _master(left: Bus, right: Bus, threshold: float) -> Stereo:
     stereo = np.stack([left, right], axis=1)
     fade_in = round(_FADE_IN_SECONDS * SAMPLE_RATE)
     stereo[:fade_in] *= np.linspace(0.0, 1.0, fade_in, dtype=np.float32)[:, None]
     fade_out = round(_FADE_OUT_SECONDS * SAMPLE_RATE)
     curve = 0.5 + 0.5 * np.cos(np.linspace(0.0, math.pi, fade_out, dtype=np.float32))
     stereo[-fade_out:] *= curve[:, None]
-    stereo /= np.float32(max(float(np.abs(stereo).max()), 1e-9))
-    # tanh rounds off the few highest peaks (drum hits) so the body of the song can be louder.
-    drive = np.float32(_LIMITER_DRIVE)
-    np.tanh(stereo * drive, out=stereo)
-    stereo *= np.float32(10.0 ** (PEAK_DBFS / 20.0) / math.tanh(_LIMITER_DRIVE))
+    stereo *= np.float32(1.0 / _peak(stereo))
+    limit_peaks(stereo, threshold)
+    stereo *= np.float32(10.0 ** (PEAK_DBFS / 20.0) / _peak(stereo))
     return stereo
 
 
-def render(plan: CompositionPlan) -> Stereo:
-    """Synthesise the plan into float32 stereo samples at 44.1 kHz, peaks at -1 dBFS."""
-    length = round(plan.duration_seconds * SAMPLE_RATE)
-    buses = {name: np.zeros(length, dtype=np.float32) for name in _PARTS}
-    render_notes(buses["lead"], _schedule(plan, plan.melody), plan.voices.lead)
-    render_notes(buses["comp"], _schedule(plan, plan.comp), plan.voices.comp)
-    render_notes(buses["bass"], _schedule(plan, plan.bass), plan.voices.bass)
-    if plan.voices.pad is not None:
-        render_notes(buses["pad"], _schedule(plan, plan.pad), plan.voices.pad)
-    if plan.drums:
+def _render_part(plan: CompositionPlan, part: str, length: int) -> Bus | None:
+    """One part of the arrangement on its own bus, or None if the song has no such part."""
+    bus = np.zeros(length, dtype=np.float32)
+    voices = plan.voices
+    if part == "lead":
+        render_notes(bus, _schedule(plan, plan.melody), voices.lead)
+    elif part == "comp":
+        render_notes(bus, _schedule(plan, plan.comp), voices.comp)
+    elif part == "bass":
+        render_notes(bus, _schedule(plan, plan.bass), voices.bass)
+    elif part == "pad" and voices.pad is not None:
+        render_notes(bus, _schedule(plan, plan.pad), voices.pad)
+    elif part in {"drums", "cymbals"} and plan.drums:
         kit = make_kit(np.random.default_rng(plan.noise_seed))
-        for bus_name, wanted in (("drums", False), ("cymbals", True)):
-            hits = [
-                (round(plan.beat_to_seconds(hit.start) * SAMPLE_RATE), hit.drum, hit.velocity)
-                for hit in plan.drums
-                if (hit.drum in _CYMBALS) == wanted
-            ]
-            place_hits(buses[bus_name], kit, hits)
+        wanted = part == "cymbals"
+        hits = [
+            (round(plan.beat_to_seconds(hit.start) * SAMPLE_RATE), hit.drum, hit.velocity)
+            for hit in plan.drums
+            if (hit.drum in _CYMBALS) == wanted
+        ]
+        place_hits(bus, kit, hits)
+    else:
+        return None
+    return bus
 
-    send_level = _REVERB_SEND[plan.genre]
-    send = send_level * (buses["lead"] + buses["comp"] + 0.7 * buses["pad"])
-    left, right = _reverb(send.astype(np.float32))
-    for name, (level, pan) in _PARTS.items():
+
+def render(plan: CompositionPlan) -> Stereo:
+    """Synthesise the plan into float32 stereo samples at 44.1 kHz, peaks at -1 dBFS.
+
+    Parts are rendered one at a time and mixed straight into the left, right and reverb-send
+    buses, so memory holds four song-length buffers however many parts there are.
+    """
+    length = round(plan.duration_seconds * SAMPLE_RATE)
+    send_level, decay_seconds, threshold = _SPACE[plan.genre]
+    left = np.zeros(length, dtype=np.float32)
+    right = np.zeros(length, dtype=np.float32)
+    send = np.zeros(length, dtype=np.float32)
+    for part, (level, pan) in _PARTS.items():
+        bus = _render_part(plan, part, length)
+        if bus is None:
+            continue
         # Constant-power pan law: a part keeps its loudness wherever it sits.
-        left += np.float32(level * math.cos(pan * math.pi / 2)) * buses[name]
-        right += np.float32(level * math.sin(pan * math.pi / 2)) * buses[name]
-    return _master(left, right)
+        left += np.float32(level * math.cos(pan * math.pi / 2)) * bus
+        right += np.float32(level * math.sin(pan * math.pi / 2)) * bus
+        if part in _REVERB_SENDS:
+            send += np.float32(send_level * _REVERB_SENDS[part]) * bus
+    wet_left, wet_right = reverb(send, decay_seconds)
+    left += wet_left
+    right += wet_right
+    return _master(left, right, threshold)

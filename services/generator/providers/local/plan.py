@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .theory import Key
+
 __all__ = ["SAMPLE_RATE", "CompositionPlan", "Hit", "Note", "Section", "Voices"]
 
 # CD rate: what the MP3 is encoded at and what every buffer in the renderer uses.
@@ -68,8 +70,7 @@ class CompositionPlan:
     tempo_bpm: float
     beats_per_bar: int
     swing: float
-    key_root: int  # MIDI note of the tonic in the melody's octave.
-    mode: str
+    key: Key
     sections: tuple[Section, ...]
     voices: Voices
     melody: tuple[Note, ...]

@@ -52,8 +52,7 @@ def _continues_cluster(text: str, index: int) -> bool:
     return (
         unicodedata.combining(character) != 0
         or unicodedata.category(character) in {"Mn", "Me", "Mc"}
-        or character == _ZERO_WIDTH_JOINER
-        or previous == _ZERO_WIDTH_JOINER
+        or _ZERO_WIDTH_JOINER in {character, previous}
         or "\ufe00" <= character <= "\ufe0f"  # Variation selectors (emoji vs text style).
         or "\U0001f3fb" <= character <= "\U0001f3ff"  # Skin-tone modifiers.
         or "\U000e0020" <= character <= "\U000e007f"  # Tag characters of flag sequences.
