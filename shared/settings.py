@@ -90,6 +90,25 @@ class Settings(BaseSettings):
     generator_concurrency: int = Field(
         default=8, ge=1, le=1024, description="Variants one generator process works on at once."
     )
+    generator_ack_wait: float = Field(
+        default=30.0,
+        ge=1.0,
+        le=3600.0,
+        description="Seconds JetStream waits for a sign of life from a generator before it hands "
+        "a variant request to another process (a crashed generator's work resumes after this); "
+        "a live generator sends in_progress three times per period while a provider runs.",
+    )
+    generator_provider_timeout: float = Field(
+        default=300.0,
+        gt=0.0,
+        description="Seconds one generation attempt may take before it counts as failed.",
+    )
+    generator_shutdown_grace: float = Field(
+        default=5.0,
+        ge=0.0,
+        description="Seconds a stopping generator lets in-flight variants finish before it hands "
+        "the rest back to the stream for another process.",
+    )
 
     # --- retention -------------------------------------------------------------------------
     reminder_days: int = Field(

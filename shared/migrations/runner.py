@@ -118,7 +118,14 @@ async def apply_migrations(
     todo = load_migrations() if migrations is None else list(migrations)
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
-        await conn.execute(_CREATE_ROLES)
+        try:
+            await conn.execute(_CREATE_ROLES)
+        except asyncpg.InsufficientPrivilegeError as error:
+            raise MigrationError(
+                f"cannot create or grant the roles {', '.join(APP_ROLES)} as this login role "
+                f"({error}); create them first as a superuser, as "
+                "deploy/postgres/10-serenade-roles.sql does"
+            ) from error
         await conn.execute(_CREATE_HISTORY)
         rows = await conn.fetch("SELECT version, name, checksum FROM schema_migrations")
         applied = {row["version"]: row for row in rows}
