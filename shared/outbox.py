@@ -101,6 +101,8 @@ class OutboxRelay:
                 raise
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
                 _log.warning("outbox relay lost PostgreSQL: %s; retrying", error)
+            except Exception:  # noqa: BLE001 - the relay must outlive any one bad pass
+                _log.exception("outbox relay failed; retrying")
             self.is_leader = False
             await asyncio.sleep(self._poll_interval)
 
@@ -108,7 +110,8 @@ class OutboxRelay:
         """Hold one connection: take the leader lock, then publish on every wake-up or poll."""
         conn = await connect(self._dsn)
         try:
-            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):
+            # Polling PostgreSQL for the lock: there is no in-process event to wait on.
+            while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):  # noqa: ASYNC110
                 await asyncio.sleep(self._poll_interval)
             self.is_leader = True
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)

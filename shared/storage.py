@@ -11,7 +11,7 @@ import asyncio
 import re
 import uuid
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 from urllib.parse import unquote, urlparse
 
 __all__ = [
@@ -67,6 +67,7 @@ def validate_key(key: str) -> str:
     return key
 
 
+@runtime_checkable
 class Storage(Protocol):
     """Keeps and serves audio objects by key."""
 

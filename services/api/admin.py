@@ -1,0 +1,106 @@
+"""The operator's view of the dead-letter table: list, read, replay (service_role only)."""
+
+import uuid
+
+import asyncpg
+
+from services.api.database import Database
+from services.api.pagination import CursorCodec, Position
+from services.api.problems import Conflict, NotFound
+from services.api.schemas import FailedJobOut, FailedJobPage
+from services.api.variants import requeue_failed_variant
+from shared.db import Caller
+from shared.enums import RequestReason
+
+__all__ = ["get_failed_job", "list_failed_jobs", "replay_failed_job"]
+
+_COLUMNS = (
+    "id, subject, service, event_data, event_text, error_type, error, attempts, message_id,"
+    " correlation_id, variant_id, created_at, replayed_at, resolved_at"
+)
+
+
+def _listing(unresolved: bool) -> str:
+    # A cursor of the filtered listing is not valid in the unfiltered one, and back.
+    return "failed_jobs:unresolved" if unresolved else "failed_jobs"
+
+
+def _job_out(row: asyncpg.Record) -> FailedJobOut:
+    event = row["event_data"] if row["event_data"] is not None else row["event_text"]
+    return FailedJobOut.model_validate({**dict(row), "event_data": event})
+
+
+async def list_failed_jobs(
+    db: Database,
+    caller: Caller,
+    cursors: CursorCodec,
+    *,
+    unresolved: bool,
+    limit: int,
+    cursor: str | None,
+) -> FailedJobPage:
+    """Dead-letter rows, newest first, optionally only those not yet resolved."""
+    after = cursors.decode(_listing(unresolved), cursor)
+    where = ["TRUE"]
+    args: list[object] = []
+    if unresolved:
+        where.append("resolved_at IS NULL")
+    if after is not None:
+        args += [after.created_at, after.id]
+        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit + 1)
+    async with db.run_as(caller) as conn:
+        rows = await conn.fetch(
+            f"SELECT {_COLUMNS} FROM failed_jobs WHERE {' AND '.join(where)}"
+            f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
+            *args,
+        )
+    page = rows[:limit]
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = cursors.encode(_listing(unresolved), Position(last["created_at"], last["id"]))
+    return FailedJobPage(items=[_job_out(row) for row in page], next_cursor=next_cursor)
+
+
+async def get_failed_job(db: Database, caller: Caller, job_id: uuid.UUID) -> FailedJobOut:
+    async with db.run_as(caller) as conn:
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM failed_jobs WHERE id = $1", job_id)
+    if row is None:
+        raise NotFound("no such failed job")
+    return _job_out(row)
+
+
+async def replay_failed_job(
+    db: Database, caller: Caller, job_id: uuid.UUID, *, correlation_id: str
+) -> FailedJobOut:
+    """Queue the row's variant again (pending, attempts reset, a new request event) and mark
+    the row replayed; 409 unless that variant is failed, so a replay is never doubled."""
+    async with db.run_as(caller) as conn:
+        job = await conn.fetchrow(
+            f"SELECT {_COLUMNS} FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
+        )
+        if job is None:
+            raise NotFound("no such failed job")
+        if job["variant_id"] is None:
+            raise Conflict("this failed job names no variant to replay")
+        owner = await conn.fetchval(
+            "SELECT o.user_id FROM song_variants v JOIN orders o ON o.id = v.order_id"
+            " WHERE v.id = $1",
+            job["variant_id"],
+        )
+        if owner is None:
+            raise Conflict("the variant of this failed job no longer exists")
+        await requeue_failed_variant(
+            conn,
+            job["variant_id"],
+            owner,
+            reason=RequestReason.REPLAY,
+            correlation_id=correlation_id,
+        )
+        row = await conn.fetchrow(
+            f"UPDATE failed_jobs SET replayed_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
+            job_id,
+        )
+    db.events_committed()
+    return _job_out(row)

@@ -1,0 +1,115 @@
+"""The API's composition root: ``create_app(settings)`` wires everything, in one place.
+
+What needs no I/O (keys, storage, metrics) is made here; the PostgreSQL pool and the NATS
+connection (with the outbox relay) are made in the lifespan, never at import.
+"""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.middleware.base import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from services.api.controllers import CONTROLLERS
+from services.api.correlation import add_correlation_header
+from services.api.database import Database
+from services.api.dependencies import dependencies
+from services.api.messaging import Messaging
+from services.api.metrics import ApiMetrics, MetricsMiddleware
+from services.api.pagination import CursorCodec
+from services.api.problems import exception_handlers
+from services.api.signing import UrlSigner
+from shared.db import create_pool
+from shared.settings import Settings
+from shared.storage import storage_from_url
+
+__all__ = ["MAX_BODY_BYTES", "create_app"]
+
+# An order is a few hundred bytes; anything past this is refused with 413 before parsing.
+MAX_BODY_BYTES = 64 * 1024
+_log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings) -> Litestar:
+    """The Litestar app for ``settings``."""
+    metrics = ApiMetrics()
+    return Litestar(
+        route_handlers=list(CONTROLLERS),
+        state=_configure_state(settings, metrics),
+        dependencies=dependencies(),
+        lifespan=[_lifespan],
+        exception_handlers=exception_handlers(),
+        middleware=[DefineMiddleware(MetricsMiddleware, metrics=metrics)],
+        before_send=[add_correlation_header],
+        openapi_config=_configure_openapi(),
+        request_max_body_size=MAX_BODY_BYTES,
+        logging_config=None,
+        debug=False,
+    )
+
+
+def _configure_state(settings: Settings, metrics: ApiMetrics) -> State:
+    secret = settings.require_jwt_secret()
+    return State(
+        {
+            "settings": settings,
+            "jwt_secret": secret,
+            "signer": UrlSigner(
+                secret, ttl_seconds=settings.signed_url_ttl, public_url=settings.public_url
+            ),
+            "cursors": CursorCodec(secret),
+            "storage": storage_from_url(settings.resolved_storage_url),
+            "metrics": metrics,
+        }
+    )
+
+
+def _configure_openapi() -> OpenAPIConfig:
+    return OpenAPIConfig(
+        title="serenade",
+        version="1.0.0",
+        description="Personalised songs: orders, per-variant generation, sharing, dead letters. "
+        "Errors are RFC 9457 problem details (application/problem+json).",
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin()],
+        components=Components(
+            security_schemes={
+                "BearerToken": SecurityScheme(
+                    type="http",
+                    scheme="bearer",
+                    bearer_format="JWT",
+                    description="HS256 JWT shaped like Supabase's (role authenticated with "
+                    "aud authenticated, or service_role).",
+                )
+            }
+        ),
+        use_handler_docstrings=True,
+    )
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(app: Litestar) -> AsyncIterator[None]:
+    """The pool and the NATS link (with the relay) for the life of the app."""
+    settings: Settings = app.state.settings
+    dsn = settings.require_database_url()
+    # min_size=0: the API starts (and answers 503) while PostgreSQL is still unreachable.
+    pool = await create_pool(dsn, min_size=0, max_size=10, command_timeout=10.0)
+    messaging = Messaging(settings.require_nats_servers(), dsn)
+    app.state.messaging = messaging
+    app.state.database = Database(pool, messaging.wake_relay)
+    await messaging.start()
+    try:
+        yield
+    finally:
+        await messaging.stop()
+        try:
+            await asyncio.wait_for(pool.close(), 5)
+        except Exception:  # noqa: BLE001 - shutting down: never hang on a dead server
+            _log.warning("closing the pool failed or took too long; terminating it")
+            pool.terminate()

@@ -1,0 +1,59 @@
+"""Who is calling: the bearer token decoded once per request, and the guards on roles.
+
+A missing token is the anonymous role. A token that is present but not acceptable is 401 on the
+endpoints that look at it (share links and ``/media`` do not: they run as anon whatever is sent).
+"""
+
+from typing import Any
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+
+from shared.auth import AuthError, caller_from_authorization
+from shared.db import Caller, Role
+
+__all__ = ["caller_of", "service_only", "user_only", "user_or_service"]
+
+_STATE_KEY = "caller"
+_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="serenade"'}
+
+
+def caller_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Caller:
+    """The caller of this request (decoded once, then kept in the request's state)."""
+    known = connection.state.get(_STATE_KEY)
+    if isinstance(known, Caller):
+        return known
+    secret: str = connection.app.state.jwt_secret
+    try:
+        caller = caller_from_authorization(secret, connection.headers.get("authorization"))
+    except AuthError as error:
+        raise NotAuthorizedException(
+            f"invalid bearer token: {error}", headers=_CHALLENGE
+        ) from error
+    connection.state[_STATE_KEY] = caller
+    return caller
+
+
+def _require(connection: ASGIConnection[Any, Any, Any, Any], *allowed: Role) -> None:
+    role = caller_of(connection).role
+    if role in allowed:
+        return
+    if role is Role.ANON:
+        raise NotAuthorizedException("a bearer token is required", headers=_CHALLENGE)
+    raise PermissionDeniedException(f"the {role.value} role may not use this endpoint")
+
+
+def user_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: an end user (owner endpoints); service_role gets 403, anon 401."""
+    _require(connection, Role.AUTHENTICATED)
+
+
+def user_or_service(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: an end user or service_role; anon gets 401."""
+    _require(connection, Role.AUTHENTICATED, Role.SERVICE)
+
+
+def service_only(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """Guard: service_role (operators); users get 403, anon 401."""
+    _require(connection, Role.SERVICE)

@@ -1,0 +1,88 @@
+"""``/v1/orders``: create, list, read, and the +1 upsell."""
+
+import uuid
+
+from litestar import Controller, Response, get, post
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+
+from services.api import orders, variants
+from services.api.auth import user_only, user_or_service
+from services.api.controllers.params import Cursor, IdempotencyKey, Limit
+from services.api.dependencies import Ctx, Cursors, Db
+from services.api.problems import problem_responses
+from services.api.schemas import CreateOrder, OrderOut, OrderPage, VariantOut
+
+__all__ = ["OrderController"]
+
+_REPLAYED = ResponseSpec(
+    OrderOut,
+    description="The order an earlier request with this Idempotency-Key created "
+    "(header Idempotent-Replayed: true).",
+)
+
+
+def _created(result: orders.CreatedOrder) -> Response[OrderOut]:
+    if result.replayed:
+        return Response(
+            result.order, status_code=HTTP_200_OK, headers={"Idempotent-Replayed": "true"}
+        )
+    return Response(result.order, status_code=HTTP_201_CREATED)
+
+
+class OrderController(Controller):
+    path = "/v1/orders"
+    tags = ("orders",)
+    security = ({"BearerToken": []},)
+
+    @post(
+        "/",
+        operation_id="createOrder",
+        response_description="The new order; every variant is pending.",
+        guards=[user_only],
+        status_code=HTTP_201_CREATED,
+        responses={HTTP_200_OK: _REPLAYED, **problem_responses(400, 401, 403, 409, 413, 503)},
+    )
+    async def create_order(
+        self, data: JSONBody[CreateOrder], ctx: Ctx, db: Db, idempotency_key: IdempotencyKey = None
+    ) -> Response[OrderOut]:
+        """Create an order for the caller; its variants are queued for generation."""
+        created = await orders.create_order(
+            db, ctx.caller, data, idempotency_key=idempotency_key, correlation_id=ctx.correlation_id
+        )
+        return _created(created)
+
+    @get(
+        "/",
+        operation_id="listOrders",
+        guards=[user_only],
+        responses=problem_responses(400, 401, 403, 503),
+    )
+    async def list_orders(
+        self, ctx: Ctx, db: Db, cursors: Cursors, limit: Limit = 20, cursor: Cursor = None
+    ) -> OrderPage:
+        """The caller's orders, newest first, in keyset pages."""
+        return await orders.list_orders(db, ctx.caller, cursors, limit=limit, cursor=cursor)
+
+    @get(
+        "/{order_id:uuid}",
+        operation_id="getOrder",
+        guards=[user_or_service],
+        responses=problem_responses(400, 401, 404, 503),
+    )
+    async def get_order(self, ctx: Ctx, db: Db, order_id: FromPath[uuid.UUID]) -> OrderOut:
+        """One order with its variants (its owner or service_role)."""
+        return await orders.get_order(db, ctx.caller, order_id)
+
+    @post(
+        "/{order_id:uuid}/variants",
+        operation_id="addVariant",
+        response_description="The new variant, pending.",
+        guards=[user_only],
+        status_code=HTTP_201_CREATED,
+        responses=problem_responses(400, 401, 403, 404, 409, 503),
+    )
+    async def add_variant(self, ctx: Ctx, db: Db, order_id: FromPath[uuid.UUID]) -> VariantOut:
+        """The +1 upsell: add the order's next variant and queue it."""
+        return await variants.upsell(db, ctx.caller, order_id, correlation_id=ctx.correlation_id)

@@ -1,0 +1,99 @@
+"""What handlers receive: the request's context and the app's resources, by name.
+
+Resources live on ``app.state`` (made in ``create_app`` or, for pool and NATS, in the lifespan);
+the providers here hand them to handlers, so handlers never reach into state themselves.
+"""
+
+from typing import Any
+
+from litestar import Request
+from litestar.datastructures import State
+from litestar.di import NamedDependency, Provide
+
+from services.api.auth import caller_of
+from services.api.correlation import correlation_id_of
+from services.api.database import Database
+from services.api.messaging import Messaging
+from services.api.metrics import ApiMetrics
+from services.api.pagination import CursorCodec
+from services.api.signing import UrlSigner
+from shared.db import Caller
+from shared.storage import Storage
+
+__all__ = [
+    "Ctx",
+    "Cursors",
+    "Db",
+    "Messenger",
+    "Metrics",
+    "RequestContext",
+    "Signer",
+    "Store",
+    "dependencies",
+]
+
+
+class RequestContext:
+    """Who is asking, and the correlation id their request's events will carry."""
+
+    __slots__ = ("caller", "correlation_id")
+
+    def __init__(self, caller: Caller, correlation_id: str) -> None:
+        self.caller = caller
+        self.correlation_id = correlation_id
+
+
+def _context(request: Request[Any, Any, Any]) -> RequestContext:
+    return RequestContext(caller_of(request), correlation_id_of(request.scope))
+
+
+def _database(state: State) -> Database:
+    database: Database = state.database
+    return database
+
+
+def _storage(state: State) -> Storage:
+    storage: Storage = state.storage
+    return storage
+
+
+def _signer(state: State) -> UrlSigner:
+    signer: UrlSigner = state.signer
+    return signer
+
+
+def _cursors(state: State) -> CursorCodec:
+    cursors: CursorCodec = state.cursors
+    return cursors
+
+
+def _messaging(state: State) -> Messaging:
+    messaging: Messaging = state.messaging
+    return messaging
+
+
+def _metrics(state: State) -> ApiMetrics:
+    metrics: ApiMetrics = state.metrics
+    return metrics
+
+
+def dependencies() -> dict[str, Provide]:
+    return {
+        "ctx": Provide(_context, sync_to_thread=False),
+        "db": Provide(_database, sync_to_thread=False),
+        "storage": Provide(_storage, sync_to_thread=False),
+        "signer": Provide(_signer, sync_to_thread=False),
+        "cursors": Provide(_cursors, sync_to_thread=False),
+        "messaging": Provide(_messaging, sync_to_thread=False),
+        "metrics": Provide(_metrics, sync_to_thread=False),
+    }
+
+
+# Handler parameter types: the parameter's name picks the provider above.
+Ctx = NamedDependency[RequestContext]
+Db = NamedDependency[Database]
+Store = NamedDependency[Storage]
+Signer = NamedDependency[UrlSigner]
+Cursors = NamedDependency[CursorCodec]
+Messenger = NamedDependency[Messaging]
+Metrics = NamedDependency[ApiMetrics]

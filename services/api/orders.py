@@ -1,0 +1,214 @@
+"""Orders: create (idempotently), list in keyset pages, read one.
+
+Every statement runs as the caller, so row-level security decides what exists for them; the
+events are written to the outbox in the same transaction, as service_role, once the caller's own
+writes have passed their policies.
+"""
+
+import datetime as dt
+import hashlib
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+
+from services.api.database import Database
+from services.api.pagination import CursorCodec, Position
+from services.api.problems import Conflict, NotFound
+from services.api.schemas import CreateOrder, OrderOut, OrderPage
+from services.api.views import ORDER_COLUMNS, VARIANT_COLUMNS, fetch_variants, order_out
+from shared.db import Caller, act_as_service
+from shared.enums import RequestReason
+from shared.events import OrderCreated, VariantRequested
+from shared.outbox import enqueue
+
+__all__ = [
+    "IDEMPOTENCY_WINDOW",
+    "CreatedOrder",
+    "create_order",
+    "get_order",
+    "list_orders",
+    "request_digest",
+]
+
+# The same key within this window returns the first order; after it, the key is free again.
+IDEMPOTENCY_WINDOW = dt.timedelta(hours=24)
+ORDERS_LISTING = "orders"
+
+
+@dataclass(frozen=True, slots=True)
+class CreatedOrder:
+    order: OrderOut
+    replayed: bool
+
+
+class _StaleKeyError(Exception):
+    """The key belongs to an order older than the window: free it, then try again."""
+
+
+def request_digest(body: CreateOrder) -> str:
+    """A digest of the validated body: key order and spelled-out defaults do not change it."""
+    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _owner(caller: Caller) -> uuid.UUID:
+    user_id = caller.user_id
+    if user_id is None:  # the guards admit only authenticated callers, who always have one
+        raise NotFound("no such user")
+    return user_id
+
+
+@dataclass(frozen=True, slots=True)
+class _NewOrder:
+    user_id: uuid.UUID
+    body: CreateOrder
+    key: str | None
+    digest: str
+    correlation_id: str
+
+
+async def create_order(
+    db: Database,
+    caller: Caller,
+    body: CreateOrder,
+    *,
+    idempotency_key: str | None,
+    correlation_id: str,
+) -> CreatedOrder:
+    """A new order with ``variant_count`` pending variants, or the earlier one for this key."""
+    new = _NewOrder(_owner(caller), body, idempotency_key, request_digest(body), correlation_id)
+    try:
+        result = await _create_once(db, caller, new)
+    except _StaleKeyError:
+        await _free_stale_key(db, new.user_id, new.key)
+        result = await _create_once(db, caller, new)
+    if not result.replayed:
+        db.events_committed()
+    return result
+
+
+async def _create_once(db: Database, caller: Caller, new: _NewOrder) -> CreatedOrder:
+    body = new.body
+    async with db.run_as(caller) as conn:
+        # A racing request with the same key waits here until the first commits, then finds it.
+        order = await conn.fetchrow(
+            "INSERT INTO orders (user_id, recipient_name, occasion, occasion_date, genre, mood,"
+            " story, idempotency_key, request_digest) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)"
+            f" ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING {ORDER_COLUMNS}",
+            new.user_id,
+            body.recipient_name,
+            body.occasion.value,
+            body.occasion_date,
+            body.genre.value,
+            body.mood.value,
+            body.story,
+            new.key,
+            new.digest,
+        )
+        if order is None:
+            return await _replay(conn, new.user_id, new.key, new.digest)
+        variants = await conn.fetch(
+            "INSERT INTO song_variants (order_id, variant_number)"
+            f" SELECT $1, n FROM generate_series(1, $2::int) AS n RETURNING {VARIANT_COLUMNS}",
+            order["id"],
+            body.variant_count,
+        )
+        variants = sorted(variants, key=lambda row: row["variant_number"])
+        await act_as_service(conn)
+        await enqueue(
+            conn,
+            OrderCreated(
+                order_id=order["id"],
+                user_id=new.user_id,
+                variant_ids=[row["id"] for row in variants],
+                correlation_id=new.correlation_id,
+            ),
+            *(
+                VariantRequested(
+                    variant_id=row["id"],
+                    order_id=order["id"],
+                    variant_number=row["variant_number"],
+                    reason=RequestReason.CREATED,
+                    correlation_id=new.correlation_id,
+                )
+                for row in variants
+            ),
+        )
+        return CreatedOrder(order_out(order, variants), replayed=False)
+
+
+async def _replay(
+    conn: asyncpg.Connection, user_id: uuid.UUID, key: str | None, digest: str
+) -> CreatedOrder:
+    existing = await conn.fetchrow(
+        f"SELECT {ORDER_COLUMNS}, request_digest FROM orders"
+        " WHERE user_id = $1 AND idempotency_key = $2",
+        user_id,
+        key,
+    )
+    if existing is None:
+        raise Conflict("a request with this Idempotency-Key is in flight; try again")
+    if existing["created_at"] < dt.datetime.now(dt.UTC) - IDEMPOTENCY_WINDOW:
+        raise _StaleKeyError
+    if existing["request_digest"] != digest:
+        raise Conflict("this Idempotency-Key was used with a different request body")
+    variants = await fetch_variants(conn, [existing["id"]])
+    return CreatedOrder(order_out(existing, variants[existing["id"]]), replayed=True)
+
+
+async def _free_stale_key(db: Database, user_id: uuid.UUID, key: str | None) -> None:
+    """The system forgets a key older than the window (the old order keeps everything else)."""
+    async with db.run_as(Caller.service()) as conn:
+        await conn.execute(
+            "UPDATE orders SET idempotency_key = NULL WHERE user_id = $1"
+            " AND idempotency_key = $2 AND created_at < now() - $3::interval",
+            user_id,
+            key,
+            IDEMPOTENCY_WINDOW,
+        )
+
+
+async def list_orders(
+    db: Database, caller: Caller, cursors: CursorCodec, *, limit: int, cursor: str | None
+) -> OrderPage:
+    """The caller's orders, newest first, ``limit`` at a time."""
+    user_id = _owner(caller)
+    after = cursors.decode(ORDERS_LISTING, cursor)
+    async with db.run_as(caller) as conn:
+        if after is None:
+            rows = await conn.fetch(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1"
+                " ORDER BY created_at DESC, id DESC LIMIT $2",
+                user_id,
+                limit + 1,
+            )
+        else:
+            rows = await conn.fetch(
+                f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1"
+                " AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
+                user_id,
+                after.created_at,
+                after.id,
+                limit + 1,
+            )
+        page = rows[:limit]
+        variants = await fetch_variants(conn, [row["id"] for row in page])
+    next_cursor = None
+    if len(rows) > limit:
+        last = page[-1]
+        next_cursor = cursors.encode(ORDERS_LISTING, Position(last["created_at"], last["id"]))
+    return OrderPage(
+        items=[order_out(row, variants[row["id"]]) for row in page], next_cursor=next_cursor
+    )
+
+
+async def get_order(db: Database, caller: Caller, order_id: uuid.UUID) -> OrderOut:
+    """One order the caller may see (its owner, or service_role); 404 otherwise."""
+    async with db.run_as(caller) as conn:
+        order = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1", order_id)
+        if order is None:
+            raise NotFound("no such order")
+        variants = await fetch_variants(conn, [order_id])
+    return order_out(order, variants[order_id])

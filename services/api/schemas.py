@@ -1,0 +1,192 @@
+"""The HTTP bodies: what the API accepts and returns, as pydantic models.
+
+Inputs refuse unknown fields and wrong types (a number is not a string, "3" is not a count);
+outputs mirror the contract's Order, Variant, share view and dead-letter row field for field.
+"""
+
+import datetime as dt
+import re
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from shared.enums import GenerationStatus, Genre, Mood, Occasion
+
+__all__ = [
+    "AudioLink",
+    "CreateOrder",
+    "FailedJobOut",
+    "FailedJobPage",
+    "Health",
+    "OrderOut",
+    "OrderPage",
+    "OrderStatus",
+    "ShareOut",
+    "VariantOut",
+]
+
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _calendar_date(value: Any) -> Any:
+    """Only ``YYYY-MM-DD`` strings naming a real day (no timestamps, no 2025-02-30)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if not isinstance(value, str) or not _ISO_DATE.match(value):
+        raise ValueError("expected a date as YYYY-MM-DD")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as error:
+        raise ValueError(f"{value} is not a calendar date") from error
+
+
+# Litestar validates bodies with strict=False, which overrides pydantic's per-field strictness;
+# these validators keep JSON types exact whatever the mode ("3" is not a count, 42 not a name).
+def _a_string(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise ValueError("expected a string")  # noqa: TRY004 - pydantic reports ValueError
+    if "\x00" in value:  # PostgreSQL text cannot hold NUL
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _an_integer(value: Any) -> Any:
+    if type(value) is not int:
+        raise ValueError("expected an integer")
+    return value
+
+
+def _not_blank(value: Any) -> Any:
+    if not _a_string(value).strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+CalendarDate = Annotated[dt.date, BeforeValidator(_calendar_date)]
+RecipientName = Annotated[
+    str,
+    BeforeValidator(_not_blank),
+    Field(min_length=1, max_length=100, pattern=r"^[^\x00]*\S[^\x00]*$"),
+]
+Story = Annotated[str, BeforeValidator(_a_string), Field(max_length=2000, pattern=r"^[^\x00]*$")]
+VariantCount = Annotated[int, BeforeValidator(_an_integer), Field(ge=1, le=5)]
+
+
+class CreateOrder(BaseModel):
+    """A new order: who the song is for, for what, in which style."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    recipient_name: RecipientName = Field(description="Who the song is for (1-100 characters).")
+    occasion: Occasion = Field(description="What it celebrates.")
+    occasion_date: CalendarDate | None = Field(default=None, description="YYYY-MM-DD.")
+    genre: Genre = Field(description="Musical genre.")
+    mood: Mood = Field(default=Mood.HEARTFELT, description="Mood of the song.")
+    story: Story | None = Field(
+        default=None, description="Anything the song should tell (0-2000 characters)."
+    )
+    variant_count: VariantCount = Field(
+        default=3, description="How many variants to generate (1-5)."
+    )
+
+
+class VariantOut(BaseModel):
+    """One variant of an order's song."""
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    variant_number: int = Field(ge=1, le=5)
+    status: GenerationStatus
+    share_token: uuid.UUID
+    attempts: int = Field(ge=0)
+    error: str | None
+    title: str | None
+    lyrics: str | None
+    duration_seconds: float | None
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    completed_at: dt.datetime | None
+
+
+OrderStatus = Literal["pending", "generating", "complete", "failed"]
+
+
+class OrderOut(BaseModel):
+    """An order with its variants, sorted by variant number."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    recipient_name: str
+    occasion: Occasion
+    occasion_date: dt.date | None
+    genre: Genre
+    mood: Mood
+    story: str | None
+    status: OrderStatus = Field(description="Derived from the variants.")
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    variants: list[VariantOut]
+
+
+class OrderPage(BaseModel):
+    """The caller's orders, newest first."""
+
+    items: list[OrderOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
+
+
+class AudioLink(BaseModel):
+    """A signed, short-lived URL to a variant's audio."""
+
+    url: str
+    expires_at: dt.datetime
+
+
+class ShareOut(BaseModel):
+    """What a share link shows: one variant, nothing about its owner or the other variants."""
+
+    variant_number: int = Field(ge=1, le=5)
+    status: GenerationStatus
+    title: str | None
+    lyrics: str | None
+    duration_seconds: float | None
+    recipient_name: str
+    occasion: Occasion
+    audio_url: str | None = Field(description="Signed URL of the audio; null until complete.")
+    expires_at: dt.datetime | None = Field(description="When audio_url stops working.")
+
+
+class FailedJobOut(BaseModel):
+    """A dead-letter row."""
+
+    id: uuid.UUID
+    subject: str
+    service: str
+    event_data: Any = Field(description="The original event as JSON, or its raw text.")
+    error_type: str
+    error: str
+    attempts: int
+    message_id: str
+    correlation_id: str | None
+    created_at: dt.datetime
+    replayed_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+
+
+class FailedJobPage(BaseModel):
+    """Dead-letter rows, newest first."""
+
+    items: list[FailedJobOut]
+    next_cursor: str | None = Field(
+        description="Pass as ?cursor= for the next page; null at the end."
+    )
+
+
+class Health(BaseModel):
+    """The process answers; with /ready, what it depends on answers too."""
+
+    status: Literal["ok", "ready"]
+    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,150 @@
+"""Variants: the +1 upsell, retry of a failed variant, and the signed link to a variant's audio."""
+
+import datetime as dt
+import uuid
+
+import asyncpg
+
+from services.api.database import Database
+from services.api.problems import Conflict, NotFound
+from services.api.schemas import AudioLink, VariantOut
+from services.api.signing import UrlSigner
+from services.api.views import VARIANT_COLUMNS, variant_out
+from shared.db import Caller, act_as_service
+from shared.enums import GenerationStatus, RequestReason
+from shared.events import VariantRequested, VariantStatusChanged
+from shared.lifecycle import rearm_order
+from shared.outbox import enqueue
+
+__all__ = ["MAX_VARIANTS", "audio_link", "media_path", "requeue_failed_variant", "retry", "upsell"]
+
+MAX_VARIANTS = 5
+
+
+def media_path(storage_path: str) -> str:
+    """The URL path that serves a stored object."""
+    return f"/media/{storage_path}"
+
+
+async def upsell(
+    db: Database, caller: Caller, order_id: uuid.UUID, *, correlation_id: str
+) -> VariantOut:
+    """Add the order's next variant and queue it; 409 when it already has five."""
+    async with db.run_as(caller) as conn:
+        if await conn.fetchval("SELECT 1 FROM orders WHERE id = $1", order_id) is None:
+            raise NotFound("no such order")
+        # Two upsells of one order at once: the second waits and then sees the first's variant.
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 5))", str(order_id))
+        highest = await conn.fetchval(
+            "SELECT coalesce(max(variant_number), 0) FROM song_variants WHERE order_id = $1",
+            order_id,
+        )
+        if highest >= MAX_VARIANTS:
+            raise Conflict(f"the order already has {MAX_VARIANTS} variants")
+        row = await conn.fetchrow(
+            "INSERT INTO song_variants (order_id, variant_number) VALUES ($1, $2)"
+            f" RETURNING {VARIANT_COLUMNS}",
+            order_id,
+            highest + 1,
+        )
+        await act_as_service(conn)
+        await rearm_order(conn, order_id)
+        await enqueue(
+            conn,
+            VariantRequested(
+                variant_id=row["id"],
+                order_id=order_id,
+                variant_number=row["variant_number"],
+                reason=RequestReason.UPSELL,
+                correlation_id=correlation_id,
+            ),
+        )
+    db.events_committed()
+    return variant_out(row)
+
+
+async def retry(
+    db: Database, caller: Caller, variant_id: uuid.UUID, *, correlation_id: str
+) -> VariantOut:
+    """A failed variant goes back to pending with its attempts reset, and is queued again."""
+    async with db.run_as(caller) as conn:
+        seen = await conn.fetchrow(
+            "SELECT v.status, o.user_id FROM song_variants v JOIN orders o ON o.id = v.order_id"
+            " WHERE v.id = $1",
+            variant_id,
+        )
+        if seen is None:
+            raise NotFound("no such variant")
+        await act_as_service(conn)
+        row = await requeue_failed_variant(
+            conn,
+            variant_id,
+            seen["user_id"],
+            reason=RequestReason.RETRY,
+            correlation_id=correlation_id,
+        )
+    db.events_committed()
+    return variant_out(row)
+
+
+async def requeue_failed_variant(
+    conn: asyncpg.Connection,
+    variant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    reason: RequestReason,
+    correlation_id: str,
+) -> asyncpg.Record:
+    """As service_role: ``failed`` becomes ``pending`` (attempts 0), the order is re-armed and a
+    pending status event plus a new request are written. 409 unless the variant is failed."""
+    row = await conn.fetchrow(
+        "UPDATE song_variants SET status = 'pending', attempts = 0, error = NULL,"
+        " started_at = NULL, completed_at = NULL"
+        f" WHERE id = $1 AND status = 'failed' RETURNING {VARIANT_COLUMNS}",
+        variant_id,
+    )
+    if row is None:
+        status = await conn.fetchval("SELECT status FROM song_variants WHERE id = $1", variant_id)
+        if status is None:
+            raise Conflict("the variant no longer exists")
+        raise Conflict(f"the variant is {status}, not failed")
+    await rearm_order(conn, row["order_id"])
+    await enqueue(
+        conn,
+        VariantStatusChanged(
+            variant_id=variant_id,
+            order_id=row["order_id"],
+            user_id=user_id,
+            variant_number=row["variant_number"],
+            status=GenerationStatus.PENDING,
+            attempts=0,
+            error=None,
+            correlation_id=correlation_id,
+        ),
+        VariantRequested(
+            variant_id=variant_id,
+            order_id=row["order_id"],
+            variant_number=row["variant_number"],
+            reason=reason,
+            correlation_id=correlation_id,
+        ),
+    )
+    return row
+
+
+async def audio_link(
+    db: Database, caller: Caller, signer: UrlSigner, variant_id: uuid.UUID
+) -> AudioLink:
+    """A signed URL to a complete variant's audio; 409 while it is not complete."""
+    async with db.run_as(caller) as conn:
+        row = await conn.fetchrow(
+            "SELECT status, storage_path FROM song_variants WHERE id = $1", variant_id
+        )
+    if row is None:
+        raise NotFound("no such variant")
+    if row["status"] != GenerationStatus.COMPLETE or not row["storage_path"]:
+        raise Conflict(f"the variant is {row['status']}, not complete")
+    signed = signer.sign_path(media_path(row["storage_path"]))
+    return AudioLink(
+        url=signed.url, expires_at=dt.datetime.fromtimestamp(signed.expires_at, dt.UTC)
+    )

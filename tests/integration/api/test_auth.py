@@ -1,0 +1,157 @@
+"""Bearer tokens and roles: only acceptable HS256 tokens get in, each role only where it may."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import jwt
+import pytest
+
+from shared.auth import issue_token
+from shared.db import Role
+from tests.integration.api.support import ORDER, SECRET
+
+if TYPE_CHECKING:
+    import httpx
+
+    from tests.integration.api.support import World
+
+USER = str(uuid.uuid4())
+
+
+def _claims(**changes: Any) -> dict[str, Any]:
+    claims = {
+        "sub": USER,
+        "role": "authenticated",
+        "aud": "authenticated",
+        "exp": time.time() + 600,
+    }
+    claims.update(changes)
+    return {key: value for key, value in claims.items() if value is not None}
+
+
+def _unsigned(claims: dict[str, Any]) -> str:
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
+
+
+BAD_TOKENS = {
+    "alg none": _unsigned(_claims()),
+    "alg none, service_role": _unsigned({"role": "service_role", "exp": time.time() + 600}),
+    "HS512": jwt.encode(_claims(), SECRET, algorithm="HS512"),
+    "wrong secret": jwt.encode(_claims(), "another-secret-" + "y" * 32, algorithm="HS256"),
+    "forged service_role": jwt.encode(
+        {"role": "service_role", "exp": time.time() + 600}, "guess" * 8, algorithm="HS256"
+    ),
+    "expired": jwt.encode(_claims(exp=time.time() - 60), SECRET, algorithm="HS256"),
+    "no exp": jwt.encode(_claims(exp=None), SECRET, algorithm="HS256"),
+    "wrong aud": jwt.encode(_claims(aud="anon"), SECRET, algorithm="HS256"),
+    "missing aud": jwt.encode(_claims(aud=None), SECRET, algorithm="HS256"),
+    "sub not a uuid": jwt.encode(_claims(sub="alice"), SECRET, algorithm="HS256"),
+    "unknown role": jwt.encode(_claims(role="superuser"), SECRET, algorithm="HS256"),
+    "malformed": "not.a.token",
+    "garbage header": "eyJhbGciOi.eyJzdWIi.sig",
+    "empty after scheme": "",
+}
+
+
+@pytest.mark.parametrize("token", list(BAD_TOKENS.values()), ids=list(BAD_TOKENS))
+async def test_unacceptable_tokens_are_401_never_500(client: httpx.AsyncClient, token: str) -> None:
+    response = await client.get("/v1/orders", headers={"Authorization": f"Bearer {token}"})
+
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+
+
+@pytest.mark.parametrize("header", ["Basic dXNlcjpwdw==", "Token abc", "Bearer", "bearer "])
+async def test_malformed_authorization_headers_are_401(
+    client: httpx.AsyncClient, header: str
+) -> None:
+    response = await client.get("/v1/orders", headers={"Authorization": header})
+    assert response.status_code == 401
+
+
+async def test_the_bearer_scheme_is_matched_case_insensitively(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    token = world.a["Authorization"].split()[1]
+    for scheme in ("bearer", "BEARER", "BeArEr"):
+        response = await client.get("/v1/orders", headers={"Authorization": f"{scheme} {token}"})
+        assert response.status_code == 200
+
+
+async def test_anonymous_callers_get_401_on_every_orders_and_variants_endpoint(
+    client: httpx.AsyncClient,
+) -> None:
+    some = uuid.uuid4()
+    anon_token = {"Authorization": f"Bearer {jwt.encode(_claims(role='anon', aud=None), SECRET)}"}
+    for headers in ({}, anon_token):
+        answers = [
+            await client.post("/v1/orders", json=ORDER, headers=headers),
+            await client.get("/v1/orders", headers=headers),
+            await client.get(f"/v1/orders/{some}", headers=headers),
+            await client.post(f"/v1/orders/{some}/variants", headers=headers),
+            await client.post(f"/v1/variants/{some}/retry", headers=headers),
+            await client.get(f"/v1/variants/{some}/audio", headers=headers),
+            await client.get("/v1/admin/failed-jobs", headers=headers),
+        ]
+        assert [a.status_code for a in answers] == [401] * len(answers)
+
+
+async def test_users_get_403_on_admin_endpoints(client: httpx.AsyncClient, world: World) -> None:
+    some = uuid.uuid4()
+    answers = [
+        await client.get("/v1/admin/failed-jobs", headers=world.a),
+        await client.get(f"/v1/admin/failed-jobs/{some}", headers=world.a),
+        await client.post(f"/v1/admin/failed-jobs/{some}/replay", headers=world.a),
+    ]
+    assert [a.status_code for a in answers] == [403] * 3
+    assert all(a.headers["content-type"] == "application/problem+json" for a in answers)
+
+
+async def test_service_role_gets_403_on_owner_only_endpoints(
+    client: httpx.AsyncClient, world: World, service_headers: dict[str, str]
+) -> None:
+    order = await world.order(client)
+    variant = order["variants"][0]
+    answers = [
+        await client.post("/v1/orders", json=ORDER, headers=service_headers),
+        await client.get("/v1/orders", headers=service_headers),
+        await client.post(f"/v1/orders/{order['id']}/variants", headers=service_headers),
+        await client.get(f"/v1/variants/{variant['id']}/audio", headers=service_headers),
+    ]
+    assert [a.status_code for a in answers] == [403] * 4
+
+
+async def test_service_role_token_needs_no_audience(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    order = await world.order(client)
+    token = issue_token(SECRET, role=Role.SERVICE)
+
+    response = await client.get(
+        f"/v1/orders/{order['id']}", headers={"Authorization": f"Bearer {token}"}
+    )
+
+    assert response.status_code == 200
+
+
+async def test_a_token_for_a_user_reaches_only_that_users_orders(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    await world.order(client)
+    await world.order(client)
+    other = await client.post("/v1/orders", json=ORDER, headers=world.b)
+
+    mine = (await client.get("/v1/orders", headers=world.a)).json()["items"]
+
+    assert len(mine) == 2
+    assert other.json()["id"] not in {item["id"] for item in mine}
+    assert {item["user_id"] for item in mine} == {str(world.user_a)}
