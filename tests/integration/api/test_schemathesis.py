@@ -23,8 +23,6 @@ from tests.integration.api.support import SECRET, bearer
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-pytest.importorskip("schemathesis", reason="schemathesis is a dev dependency")
-
 CHECKS = ",".join(
     [
         "not_a_server_error",
