@@ -8,9 +8,8 @@ from services.api.database import Database
 from services.api.pagination import CursorCodec, Position
 from services.api.problems import Conflict, NotFound
 from services.api.schemas import FailedJobOut, FailedJobPage
-from services.api.variants import requeue_failed_variant
+from shared import requeue
 from shared.db import Caller
-from shared.enums import RequestReason
 
 __all__ = ["get_failed_job", "list_failed_jobs", "replay_failed_job"]
 
@@ -77,30 +76,12 @@ async def replay_failed_job(
     """Queue the row's variant again (pending, attempts reset, a new request event) and mark
     the row replayed; 409 unless that variant is failed, so a replay is never doubled."""
     async with db.run_as(caller) as conn:
-        job = await conn.fetchrow(
-            f"SELECT {_COLUMNS} FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
-        )
-        if job is None:
-            raise NotFound("no such failed job")
-        if job["variant_id"] is None:
-            raise Conflict("this failed job names no variant to replay")
-        owner = await conn.fetchval(
-            "SELECT o.user_id FROM song_variants v JOIN orders o ON o.id = v.order_id"
-            " WHERE v.id = $1",
-            job["variant_id"],
-        )
-        if owner is None:
-            raise Conflict("the variant of this failed job no longer exists")
-        await requeue_failed_variant(
-            conn,
-            job["variant_id"],
-            owner,
-            reason=RequestReason.REPLAY,
-            correlation_id=correlation_id,
-        )
-        row = await conn.fetchrow(
-            f"UPDATE failed_jobs SET replayed_at = now() WHERE id = $1 RETURNING {_COLUMNS}",
-            job_id,
-        )
+        try:
+            await requeue.replay_failed_job(conn, job_id, correlation_id=correlation_id)
+        except requeue.FailedJobNotFoundError as error:
+            raise NotFound("no such failed job") from error
+        except requeue.ReplayError as error:
+            raise Conflict(str(error)) from error
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM failed_jobs WHERE id = $1", job_id)
     db.events_committed()
     return _job_out(row)

@@ -3,8 +3,6 @@
 import datetime as dt
 import uuid
 
-import asyncpg
-
 from services.api.database import Database
 from services.api.problems import Conflict, NotFound
 from services.api.schemas import AudioLink, VariantOut
@@ -12,11 +10,12 @@ from services.api.signing import UrlSigner
 from services.api.views import VARIANT_COLUMNS, variant_out
 from shared.db import Caller, act_as_service
 from shared.enums import GenerationStatus, RequestReason
-from shared.events import VariantRequested, VariantStatusChanged
+from shared.events import VariantRequested
 from shared.lifecycle import rearm_order
 from shared.outbox import enqueue
+from shared.requeue import ReplayError, requeue_failed_variant
 
-__all__ = ["MAX_VARIANTS", "audio_link", "media_path", "requeue_failed_variant", "retry", "upsell"]
+__all__ = ["MAX_VARIANTS", "audio_link", "media_path", "retry", "upsell"]
 
 MAX_VARIANTS = 5
 
@@ -76,60 +75,14 @@ async def retry(
         if seen is None:
             raise NotFound("no such variant")
         await act_as_service(conn)
-        row = await requeue_failed_variant(
-            conn,
-            variant_id,
-            seen["user_id"],
-            reason=RequestReason.RETRY,
-            correlation_id=correlation_id,
-        )
+        try:
+            requeued = await requeue_failed_variant(
+                conn, variant_id, reason=RequestReason.RETRY, correlation_id=correlation_id
+            )
+        except ReplayError as error:
+            raise Conflict(str(error)) from error
     db.events_committed()
-    return variant_out(row)
-
-
-async def requeue_failed_variant(
-    conn: asyncpg.Connection,
-    variant_id: uuid.UUID,
-    user_id: uuid.UUID,
-    *,
-    reason: RequestReason,
-    correlation_id: str,
-) -> asyncpg.Record:
-    """As service_role: ``failed`` becomes ``pending`` (attempts 0), the order is re-armed and a
-    pending status event plus a new request are written. 409 unless the variant is failed."""
-    row = await conn.fetchrow(
-        "UPDATE song_variants SET status = 'pending', attempts = 0, error = NULL,"
-        " started_at = NULL, completed_at = NULL"
-        f" WHERE id = $1 AND status = 'failed' RETURNING {VARIANT_COLUMNS}",
-        variant_id,
-    )
-    if row is None:
-        status = await conn.fetchval("SELECT status FROM song_variants WHERE id = $1", variant_id)
-        if status is None:
-            raise Conflict("the variant no longer exists")
-        raise Conflict(f"the variant is {status}, not failed")
-    await rearm_order(conn, row["order_id"])
-    await enqueue(
-        conn,
-        VariantStatusChanged(
-            variant_id=variant_id,
-            order_id=row["order_id"],
-            user_id=user_id,
-            variant_number=row["variant_number"],
-            status=GenerationStatus.PENDING,
-            attempts=0,
-            error=None,
-            correlation_id=correlation_id,
-        ),
-        VariantRequested(
-            variant_id=variant_id,
-            order_id=row["order_id"],
-            variant_number=row["variant_number"],
-            reason=reason,
-            correlation_id=correlation_id,
-        ),
-    )
-    return row
+    return variant_out(requeued.variant)
 
 
 async def audio_link(

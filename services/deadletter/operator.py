@@ -15,8 +15,8 @@ import asyncpg
 import click
 import orjson
 
-from services.deadletter.replay import ReplayError, replay_failed_job, replayable_job_ids
 from shared.db import Caller, connect, transaction
+from shared.requeue import ReplayError, replay_failed_job, replayable_job_ids
 from shared.rows import FailedJobRow
 from shared.settings import MissingSettingError
 

@@ -8,12 +8,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from services.deadletter.replay import (
-    FailedJobNotFoundError,
-    NotReplayableError,
-    ReplayConflictError,
-    replay_failed_job,
-)
 from shared.db import Caller, transaction
 from shared.enums import GenerationStatus
 from shared.events import (
@@ -24,6 +18,12 @@ from shared.events import (
 )
 from shared.lifecycle import complete_variant, start_attempt
 from shared.outbox import enqueue
+from shared.requeue import (
+    FailedJobNotFoundError,
+    NotReplayableError,
+    ReplayConflictError,
+    replay_failed_job,
+)
 from tests.helpers import SubjectRecorder, wait_for
 from tests.integration.deadletter.support import (
     envelope_for,

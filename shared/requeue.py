@@ -1,9 +1,9 @@
-"""Replay of a dead-letter row: its variant is requested again, through the outbox.
+"""Queueing a failed variant again: the API's retry, and the replay of a dead-letter row.
 
-``replay_failed_job(conn, job_id)`` is the whole of it, for ``serenade failed-jobs replay`` and
-(with the same semantics) ``POST /v1/admin/failed-jobs/{id}/replay``. Run it inside one
-service_role transaction; it raises a ``ReplayError`` subclass (and changes nothing) when the row
-cannot be replayed:
+``requeue_failed_variant`` is the shared step (``POST /v1/variants/{id}/retry``);
+``replay_failed_job(conn, job_id)`` wraps it for ``serenade failed-jobs replay`` and
+``POST /v1/admin/failed-jobs/{id}/replay``. Run them inside one service_role transaction; they
+raise a ``ReplayError`` subclass (and change nothing) when the variant cannot be queued:
 
 - ``FailedJobNotFoundError``: no such row (404);
 - ``NotReplayableError``: the row is not about a variant request, or its variant is gone (409);
@@ -33,8 +33,10 @@ __all__ = [
     "ReplayConflictError",
     "ReplayError",
     "Replayed",
+    "Requeued",
     "replay_failed_job",
     "replayable_job_ids",
+    "requeue_failed_variant",
 ]
 
 
@@ -55,6 +57,12 @@ class ReplayConflictError(ReplayError):
 
 
 @dataclass(frozen=True, slots=True)
+class Requeued:
+    variant: asyncpg.Record
+    request: VariantRequested
+
+
+@dataclass(frozen=True, slots=True)
 class Replayed:
     job_id: uuid.UUID
     variant_id: uuid.UUID
@@ -66,41 +74,34 @@ _RESET_VARIANT = """
 UPDATE song_variants
 SET status = 'pending', attempts = 0, error = NULL, started_at = NULL, completed_at = NULL
 WHERE id = $1 AND status = 'failed'
-RETURNING order_id, variant_number
+RETURNING *
 """
 
 
-async def replay_failed_job(
-    conn: asyncpg.Connection, job_id: uuid.UUID, *, correlation_id: str | None = None
-) -> Replayed:
-    """Reset the row's variant to ``pending`` (attempts 0, no error), re-arm its order, queue
-    ``variants.status`` (pending) and a new ``variants.requested`` (reason ``replay``, new event
-    id), and mark the row ``replayed_at``."""
-    job = await conn.fetchrow(
-        "SELECT subject, variant_id FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
-    )
-    if job is None:
-        raise FailedJobNotFoundError(f"no failed job {job_id}")
-    variant_id: uuid.UUID | None = job["variant_id"]
-    if job["subject"] != SUBJECT_VARIANT_REQUESTED or variant_id is None:
-        raise NotReplayableError(
-            f"failed job {job_id} is a {job['subject']} message, not a variant request:"
-            " there is nothing to replay (inspect it and fix its sender instead)"
-        )
+async def requeue_failed_variant(
+    conn: asyncpg.Connection,
+    variant_id: uuid.UUID,
+    *,
+    reason: RequestReason,
+    correlation_id: str | None = None,
+) -> Requeued:
+    """``failed`` becomes ``pending`` (attempts 0, no error), the order is re-armed, and a
+    pending status event plus a new ``variants.requested`` are written.
+
+    The guard is the conditional update: of two requeues racing for one variant, exactly one
+    finds it failed, so work in flight is never doubled.
+    """
     reset = await conn.fetchrow(_RESET_VARIANT, variant_id)
     if reset is None:
         status = await conn.fetchval(
             "SELECT status::text FROM song_variants WHERE id = $1", variant_id
         )
         if status is None:
-            raise NotReplayableError(f"failed job {job_id}: variant {variant_id} no longer exists")
+            raise NotReplayableError(f"variant {variant_id} no longer exists")
+        in_flight = status in (GenerationStatus.PENDING, GenerationStatus.GENERATING)
         raise ReplayConflictError(
-            f"failed job {job_id}: variant {variant_id} is {status}, not failed"
-            + (
-                " (a replay or retry is already in flight)"
-                if status in (GenerationStatus.PENDING, GenerationStatus.GENERATING)
-                else ""
-            )
+            f"variant {variant_id} is {status}, not failed"
+            + (" (a replay or retry is already in flight)" if in_flight else "")
         )
     order_id: uuid.UUID = reset["order_id"]
     user_id: uuid.UUID = await conn.fetchval("SELECT user_id FROM orders WHERE id = $1", order_id)
@@ -109,7 +110,7 @@ async def replay_failed_job(
         variant_id=variant_id,
         order_id=order_id,
         variant_number=reset["variant_number"],
-        reason=RequestReason.REPLAY,
+        reason=reason,
         correlation_id=correlation_id,
     )
     await enqueue(
@@ -126,8 +127,32 @@ async def replay_failed_job(
         ),
         request,
     )
+    return Requeued(reset, request)
+
+
+async def replay_failed_job(
+    conn: asyncpg.Connection, job_id: uuid.UUID, *, correlation_id: str | None = None
+) -> Replayed:
+    """Requeue the row's variant (reason ``replay``) and mark the row ``replayed_at``."""
+    job = await conn.fetchrow(
+        "SELECT subject, variant_id FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
+    )
+    if job is None:
+        raise FailedJobNotFoundError(f"no failed job {job_id}")
+    variant_id: uuid.UUID | None = job["variant_id"]
+    if job["subject"] != SUBJECT_VARIANT_REQUESTED or variant_id is None:
+        raise NotReplayableError(
+            f"failed job {job_id} is a {job['subject']} message, not a variant request:"
+            " there is nothing to replay (inspect it and fix its sender instead)"
+        )
+    try:
+        requeued = await requeue_failed_variant(
+            conn, variant_id, reason=RequestReason.REPLAY, correlation_id=correlation_id
+        )
+    except ReplayError as error:
+        raise type(error)(f"failed job {job_id}: {error}") from error
     await conn.execute("UPDATE failed_jobs SET replayed_at = now() WHERE id = $1", job_id)
-    return Replayed(job_id, variant_id, order_id, request.event_id)
+    return Replayed(job_id, variant_id, requeued.request.order_id, requeued.request.event_id)
 
 
 async def replayable_job_ids(conn: asyncpg.Connection) -> list[uuid.UUID]:
