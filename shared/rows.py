@@ -14,7 +14,15 @@ from pydantic import BaseModel, ConfigDict
 
 from shared.enums import GenerationStatus, Genre, Mood, Occasion
 
-__all__ = ["ROW_MODELS", "FailedJobRow", "OrderRow", "OutboxRow", "SongVariantRow", "TableRow"]
+__all__ = [
+    "ROW_MODELS",
+    "FailedJobRow",
+    "OccasionReminderRow",
+    "OrderRow",
+    "OutboxRow",
+    "SongVariantRow",
+    "TableRow",
+]
 
 
 class TableRow(BaseModel):
@@ -94,4 +102,20 @@ class OutboxRow(TableRow):
     published_at: dt.datetime | None
 
 
-ROW_MODELS: tuple[type[TableRow], ...] = (OrderRow, SongVariantRow, FailedJobRow, OutboxRow)
+class OccasionReminderRow(TableRow):
+    table: ClassVar[str] = "occasion_reminders"
+
+    order_id: uuid.UUID
+    occasion_year: int
+    next_date: dt.date
+    event_id: uuid.UUID
+    sent_at: dt.datetime
+
+
+ROW_MODELS: tuple[type[TableRow], ...] = (
+    OrderRow,
+    SongVariantRow,
+    FailedJobRow,
+    OutboxRow,
+    OccasionReminderRow,
+)
