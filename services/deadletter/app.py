@@ -34,6 +34,7 @@ from services.deadletter.handlers import handle_advisory, store_envelope
 from shared.db import create_pool
 from shared.events import DEADLETTER_SUBJECTS, STREAM_NAME
 from shared.outbox import OutboxRelay
+from shared.reminders import ReminderScheduler
 from shared.settings import Settings
 from shared.stream import ensure_stream
 
@@ -63,7 +64,7 @@ def build_app(settings: Settings) -> FastStream:
     return FastStream(
         broker,
         logger=logging.getLogger("serenade.deadletter.app"),
-        lifespan=_lifespan(broker, dsn),
+        lifespan=_lifespan(broker, dsn, reminder_days=settings.reminder_days),
     )
 
 
@@ -141,7 +142,7 @@ async def _settle(message: NatsMessage, work: Callable[[], Awaitable[object]]) -
 
 
 def _lifespan(
-    broker: NatsBroker, dsn: str
+    broker: NatsBroker, dsn: str, *, reminder_days: int
 ) -> Callable[[ContextRepo], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
@@ -154,10 +155,15 @@ def _lifespan(
         pool = await create_pool(dsn, min_size=0, max_size=4, command_timeout=15.0)
         relay = OutboxRelay(dsn, js)
         await relay.start()
+        # The housekeeping service also sends occasion reminders (serenade.occasions.upcoming);
+        # the guard table makes several running schedulers harmless.
+        reminders = ReminderScheduler(pool, days_ahead=reminder_days)
+        await reminders.start()
         context.set_global("pool", pool)
         try:
             yield
         finally:
+            await reminders.stop()
             await relay.stop()
             try:
                 async with asyncio.timeout(_POOL_CLOSE_SECONDS):
