@@ -24,6 +24,7 @@ __all__ = [
     "complete_variant",
     "fail_variant",
     "finalize_order_if_done",
+    "hand_back",
     "load_variant",
     "rearm_order",
     "release_for_retry",
@@ -42,10 +43,18 @@ class VariantWithOrder:
     order: OrderRow
 
 
-async def load_variant(conn: asyncpg.Connection, variant_id: uuid.UUID) -> VariantWithOrder | None:
-    """The variant and its order, or None when no such variant exists."""
+async def load_variant(
+    conn: asyncpg.Connection, variant_id: uuid.UUID, *, lock: bool = False
+) -> VariantWithOrder | None:
+    """The variant and its order, or None when no such variant exists.
+
+    ``lock`` holds the variant's row until the transaction ends, so that a decision taken on
+    what was read (is it generating? how many attempts?) cannot race another delivery's.
+    """
     variant = await conn.fetchrow(
-        f"SELECT {_VARIANT_COLUMNS} FROM song_variants WHERE id = $1", variant_id
+        f"SELECT {_VARIANT_COLUMNS} FROM song_variants WHERE id = $1"
+        + (" FOR UPDATE" if lock else ""),
+        variant_id,
     )
     if variant is None:
         return None
@@ -147,6 +156,25 @@ async def release_for_retry(
         variant_id,
         attempt,
         error,
+    )
+    return None if row is None else _status_event(row, user_id, correlation_id)
+
+
+async def hand_back(
+    conn: asyncpg.Connection,
+    variant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    *,
+    attempt: int,
+    correlation_id: str | None = None,
+) -> VariantStatusChanged | None:
+    """An attempt interrupted by a stopping generator: back to ``pending``, and the attempt is
+    not counted (it did not fail; another process takes the variant at once)."""
+    row = await conn.fetchrow(
+        "UPDATE song_variants SET status = 'pending', attempts = attempts - 1"
+        " WHERE id = $1 AND status = 'generating' AND attempts = $2 " + _RETURNING,
+        variant_id,
+        attempt,
     )
     return None if row is None else _status_event(row, user_id, correlation_id)
 

@@ -1,0 +1,217 @@
+"""Generator throughput with the ``instant`` provider: variants per second for one and for two
+``serenade generator`` processes, against embedded PostgreSQL and nats-server started here.
+
+Each run gets a fresh database and a fresh nats-server (so a fresh stream and consumer): it seeds
+the orders, starts the processes, waits until they are ready, publishes one
+``serenade.variants.requested`` per variant and times until every variant is complete.
+
+    .venv/bin/python bench/bench_generator.py [--orders 200] [--concurrency 8] [--processes 1 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import nats
+import orjson
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from shared.db import Caller, connect, create_pool, transaction  # noqa: E402
+from shared.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from shared.events import VariantRequested  # noqa: E402
+from shared.migrations import apply_migrations  # noqa: E402
+from shared.stream import ensure_stream  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Run:
+    processes: int
+    variants: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.variants / self.seconds
+
+
+async def _new_database(admin_dsn: str) -> str:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = await connect(admin_dsn)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
+    conn = await connect(dsn)
+    try:
+        await apply_migrations(conn)
+    finally:
+        await conn.close()
+    return dsn
+
+
+async def _seed(pool: asyncpg.Pool, orders: int) -> list[VariantRequested]:
+    requests = []
+    async with transaction(pool, Caller.service()) as conn:
+        for _ in range(orders):
+            order_id = uuid.uuid4()
+            await conn.execute(
+                "INSERT INTO orders (id, user_id, recipient_name, occasion, genre)"
+                " VALUES ($1, $2, 'Bench', 'birthday', 'pop')",
+                order_id,
+                uuid.uuid4(),
+            )
+            for number in (1, 2, 3):
+                variant_id = uuid.uuid4()
+                await conn.execute(
+                    "INSERT INTO song_variants (id, order_id, variant_number) VALUES ($1, $2, $3)",
+                    variant_id,
+                    order_id,
+                    number,
+                )
+                requests.append(
+                    VariantRequested(
+                        variant_id=variant_id,
+                        order_id=order_id,
+                        variant_number=number,
+                        reason="created",
+                    )
+                )
+    return requests
+
+
+def _start_generator(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as handle:
+        return subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "generator"],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _is_ready(log: Path) -> bool:
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and orjson.loads(line).get("message") == "generator ready":
+            return True
+    return False
+
+
+async def _wait(condition: object, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        result = condition() if callable(condition) else None
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        await asyncio.sleep(0.02)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+async def bench_once(
+    root: Path, admin_dsn: str, *, processes: int, orders: int, concurrency: int
+) -> Run:
+    nats_server = EmbeddedNats(root / f"nats-{processes}")
+    nats_url = nats_server.start()
+    dsn = await _new_database(admin_dsn)
+    pool = await create_pool(dsn, max_size=4)
+    nc = await nats.connect(nats_url)
+    children: list[subprocess.Popen[bytes]] = []
+    try:
+        js = nc.jetstream()
+        await ensure_stream(js)
+        requests = await _seed(pool, orders)
+        env = {key: value for key, value in os.environ.items() if not key.startswith("SERENADE_")}
+        env |= {
+            "SERENADE_DATABASE_URL": dsn,
+            "SERENADE_NATS_URL": nats_url,
+            "SERENADE_PROVIDER": "instant",
+            "SERENADE_STORAGE_URL": (root / f"storage-{processes}").as_uri(),
+            "SERENADE_GENERATOR_CONCURRENCY": str(concurrency),
+            "SERENADE_DATA_DIR": str(root / "data"),
+        }
+        logs = [root / f"generator-{processes}-{n}.log" for n in range(processes)]
+        children = [_start_generator(env, log) for log in logs]
+        for log in logs:
+            await _wait(lambda log=log: log.exists() and _is_ready(log), 60, "a ready generator")
+
+        started = time.monotonic()
+        await asyncio.gather(
+            *(js.publish(r.subject, r.to_json(), headers=r.headers()) for r in requests)
+        )
+
+        async def done() -> bool:
+            async with transaction(pool, Caller.service()) as conn:
+                complete = await conn.fetchval(
+                    "SELECT count(*) FROM song_variants WHERE status = 'complete'"
+                )
+            return bool(complete == len(requests))
+
+        await _wait(done, 600, "every variant complete")
+        return Run(processes, len(requests), time.monotonic() - started)
+    finally:
+        for child in children:
+            child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        await nc.close()
+        await pool.close()
+        nats_server.stop()
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--orders", type=int, default=200, help="orders of 3 variants each")
+    parser.add_argument("--concurrency", type=int, default=8, help="slots per process")
+    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="serenade-bench-") as folder:
+        root = Path(folder)
+        postgres = EmbeddedPostgres(root / "postgres", durable=False)
+        admin_dsn = postgres.start()
+        try:
+            runs = [
+                await bench_once(
+                    root,
+                    admin_dsn,
+                    processes=count,
+                    orders=args.orders,
+                    concurrency=args.concurrency,
+                )
+                for count in args.processes
+            ]
+        finally:
+            postgres.stop()
+    print(
+        f"generator, instant provider, {args.orders * 3} variants, "
+        f"concurrency {args.concurrency} per process, {os.cpu_count()} CPUs"
+    )
+    for run in runs:
+        print(
+            f"  {run.processes} process(es): {run.per_second:7.1f} variants/s "
+            f"({run.variants} in {run.seconds:.2f} s)"
+        )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,234 @@
+"""The generator's composition root: ``build_app(settings)`` wires broker, consumer, pipeline,
+outbox relay and providers into one FastStream app.
+
+Resources live in the lifespan, in this order, and go in reverse: the provider (loaded first, so
+a bad ``SERENADE_PROVIDER`` stops the start before anything connects), a NATS connection for
+administration and the outbox relay, the stream and the durable consumer made to match the code,
+the database pool, the relay, the worker slots. The broker starts after the lifespan has entered
+and its subscriber binds to the consumer made here. On shutdown the hook stops intake, stops
+fetching, drains the slots (grace, then hand-back), and the lifespan flushes the outbox.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING, Annotated
+
+import asyncpg
+import nats
+from faststream import AckPolicy, Context, FastStream
+from faststream.nats import JStream, NatsBroker, PullSub
+from faststream.nats.annotations import NatsMessage
+from faststream.specification import AsyncAPI
+
+from shared.db import Caller, create_pool, transaction
+from shared.events import (
+    STREAM_NAME,
+    SUBJECT_ORDER_COMPLETED,
+    SUBJECT_VARIANT_REQUESTED,
+    SUBJECT_VARIANT_STATUS,
+    OrderCompleted,
+    VariantStatusChanged,
+)
+from shared.outbox import OutboxRelay
+from shared.storage import storage_from_url
+from shared.stream import ensure_stream
+
+from .consumer import DURABLE, consumer_config, ensure_consumer
+from .deadletters import GeneratorDeadLettered
+from .delivery import NatsDelivery
+from .pipeline import Pipeline, Policy
+from .providers import load_provider
+from .workers import VariantWorkers
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    from faststream.nats.subscriber.usecases import PullStreamSubscriber
+    from nats.aio.client import Client as NatsClient
+
+    from shared.settings import Settings
+
+__all__ = ["WORKERS", "build_app", "take_variant_request"]
+
+WORKERS = "generator_workers"
+# A pull request waits this long on the server for a message; short, so that the request left
+# behind when the process stops fetching expires soon.
+_FETCH_TIMEOUT = 2.0
+_STOP_SUBSCRIBER_TIMEOUT = 5.0
+_FLUSH_TIMEOUT = 3.0
+_log = logging.getLogger("serenade.generator")
+
+
+async def take_variant_request(
+    message: NatsMessage,
+    workers: Annotated[VariantWorkers, Context(WORKERS)],
+) -> None:
+    """A song variant to generate. The raw message, not a typed body: a message that is not a
+    valid `VariantRequested` is dead-lettered with its raw text, so parsing is the pipeline's."""
+    await workers.admit(NatsDelivery(message))
+
+
+def build_app(settings: Settings) -> FastStream:
+    """The generator service as a FastStream app (run it with ``main.run``)."""
+    broker = NatsBroker(
+        settings.require_nats_servers(),
+        name="serenade-generator",
+        max_reconnect_attempts=-1,
+        error_cb=_nats_error,
+        drain_timeout=2,
+        graceful_timeout=_STOP_SUBSCRIBER_TIMEOUT,
+        logger=logging.getLogger("serenade.generator.broker"),
+        # FastStream's per-message lines ("Received", "Processed") say nothing the variant's own
+        # line does not, and "Processed" would come at admission, before the work: debug only.
+        log_level=logging.DEBUG,
+        description="Generates song variants, tracks their status, dead-letters failures.",
+    )
+    subscriber = broker.subscriber(
+        SUBJECT_VARIANT_REQUESTED,
+        # Made (and kept up to date) by shared.stream.ensure_stream in the lifespan.
+        stream=JStream(STREAM_NAME, declare=False),
+        durable=DURABLE,
+        config=consumer_config(settings),
+        pull_sub=PullSub(batch_size=1, timeout=_FETCH_TIMEOUT),
+        # Every outcome settles differently (ack, nak with a backoff, nak at once): the
+        # pipeline settles each message itself, after its transaction commits.
+        ack_policy=AckPolicy.MANUAL,
+        title="generator:variants.requested",
+    )
+    subscriber(take_variant_request)
+    _document_publications(broker)
+
+    @contextlib.asynccontextmanager
+    async def lifespan() -> AsyncIterator[None]:
+        async with _resources(settings) as workers:
+            app.context.set_global(WORKERS, workers)
+            try:
+                yield
+            finally:
+                app.context.reset_global(WORKERS)
+
+    async def stop_work() -> None:
+        await _stop_work(app, subscriber, settings.generator_shutdown_grace)
+
+    app = FastStream(
+        broker,
+        lifespan=lifespan,
+        on_shutdown=[stop_work],
+        logger=_log,
+        specification=AsyncAPI(
+            title="serenade generator",
+            version="0.1.0",
+            description="Consumes serenade.variants.requested; publishes variant status, "
+            "order completion and dead letters (through the transactional outbox).",
+        ),
+    )
+    return app
+
+
+def _document_publications(broker: NatsBroker) -> None:
+    """What the generator publishes, for the AsyncAPI document. The events themselves go out
+    through the outbox relay, in commit order, not through these publishers."""
+    broker.publisher(
+        SUBJECT_VARIANT_STATUS,
+        schema=VariantStatusChanged,
+        title="generator:variants.status",
+        description="Every status change of a variant, in the order of the changes.",
+    )
+    broker.publisher(
+        SUBJECT_ORDER_COMPLETED,
+        schema=OrderCompleted,
+        title="generator:orders.completed",
+        description="Once each time an order's last variant becomes final.",
+    )
+    broker.publisher(
+        GeneratorDeadLettered.subject,
+        schema=GeneratorDeadLettered,
+        title="generator:deadletter.generator",
+        description="A request given up on: poison, unknown variant, or attempts exhausted.",
+    )
+
+
+@contextlib.asynccontextmanager
+async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
+    provider = load_provider(settings)
+    storage = storage_from_url(settings.resolved_storage_url)
+    dsn = settings.require_database_url()
+    async with contextlib.AsyncExitStack() as stack:
+        admin = await nats.connect(
+            settings.require_nats_servers(),
+            name="serenade-generator-admin",
+            max_reconnect_attempts=-1,
+            error_cb=_nats_error,
+        )
+        stack.push_async_callback(_close_nats, admin)
+        js = admin.jetstream()
+        await ensure_stream(js)
+        outcome = await ensure_consumer(js, consumer_config(settings))
+        _log.info("consumer %s %s", DURABLE, outcome)
+        # One connection per slot at most (a slot holds one only during a transaction).
+        pool = await create_pool(dsn, max_size=min(settings.generator_concurrency + 1, 20))
+        stack.push_async_callback(_close_pool, pool)
+        relay = OutboxRelay(dsn, js)
+        await relay.start()
+        stack.push_async_callback(relay.stop)
+        stack.push_async_callback(_flush_outbox, relay, pool)
+        workers = VariantWorkers(
+            Pipeline(pool, storage, provider, Policy.from_settings(settings), relay.wake),
+            concurrency=settings.generator_concurrency,
+        )
+        yield workers
+
+
+async def _stop_work(app: FastStream, subscriber: PullStreamSubscriber, grace: float) -> None:
+    """Stop intake and fetching, then let the slots drain: grace, then hand-back."""
+    workers = app.context.get(WORKERS)
+    if not isinstance(workers, VariantWorkers):
+        return  # the lifespan never got as far as the slots
+    _log.info("stopping: %d variant(s) in work, grace %.1f s", workers.in_flight, grace)
+    workers.close()
+    try:
+        await asyncio.wait_for(subscriber.stop(), _STOP_SUBSCRIBER_TIMEOUT)
+    except TimeoutError:
+        _log.warning("the subscriber did not stop in %.0f s", _STOP_SUBSCRIBER_TIMEOUT)
+    await workers.drain(grace=grace)
+    _log.info("stopped work", extra={"outcomes": {k.value: v for k, v in workers.outcomes.items()}})
+
+
+async def _flush_outbox(relay: OutboxRelay, pool: asyncpg.Pool) -> None:
+    """Give the relay a moment to publish what this process wrote last (bounded)."""
+    relay.wake()
+    deadline = time.monotonic() + _FLUSH_TIMEOUT
+    while time.monotonic() < deadline:
+        try:
+            async with transaction(pool, Caller.service()) as conn:
+                waiting = await conn.fetchval(
+                    "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                )
+        except Exception:  # noqa: BLE001 - best effort: the next relay publishes them
+            return
+        if not waiting:
+            return
+        relay.wake()
+        await asyncio.sleep(0.05)
+
+
+async def _close_pool(pool: asyncpg.Pool) -> None:
+    try:
+        await asyncio.wait_for(pool.close(), 5.0)
+    except TimeoutError:
+        pool.terminate()
+
+
+async def _nats_error(error: Exception) -> None:
+    """One line per NATS connection problem (nats-py would log a traceback each time); the
+    client keeps reconnecting, so these are warnings."""
+    _log.warning("NATS: %s", error or type(error).__name__)
+
+
+async def _close_nats(connection: NatsClient) -> None:
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(connection.close(), 3.0)

@@ -1,0 +1,90 @@
+"""One run of a provider: under a timeout, with the message kept alive, abandoned on request.
+
+JetStream redelivers a message whose ack wait passes without a sign of life. A provider may run
+longer than that, so while it runs the message gets ``in_progress`` every ``heartbeat`` seconds
+(a third of the ack wait): a live generator keeps its work, a dead one loses it one ack wait
+after its last heartbeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from .providers.base import GeneratedSong
+
+__all__ = ["Abandoned", "InvalidSong", "ProviderTimeout", "check_song", "run_provider"]
+
+_log = logging.getLogger(__name__)
+_EXTENSION = re.compile(r"^[a-z0-9]{1,8}$")
+
+
+class ProviderTimeout(TimeoutError):  # noqa: N818 - it names the outcome
+    """The provider took longer than the attempt may."""
+
+
+class Abandoned(Exception):  # noqa: N818 - an outcome, not a fault
+    """The process is stopping: the attempt is given back, not failed."""
+
+
+class InvalidSong(ValueError):  # noqa: N818
+    """The provider returned something that cannot be stored as a song."""
+
+
+async def run_provider(
+    generation: Awaitable[GeneratedSong],
+    *,
+    timeout: float,
+    keep_alive: Callable[[], Awaitable[None]],
+    heartbeat: float,
+    abandon: asyncio.Event,
+) -> GeneratedSong:
+    """``generation``'s song; ProviderTimeout after ``timeout`` s; Abandoned when ``abandon`` is
+    set first. Whatever ends the wait, the provider's task does not outlive this call."""
+    work = asyncio.ensure_future(generation)
+    stopping = asyncio.ensure_future(abandon.wait())
+    beating = asyncio.ensure_future(_beat(keep_alive, heartbeat))
+    try:
+        done, _ = await asyncio.wait(
+            {work, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+        )
+        if work in done:
+            return work.result()
+        if stopping in done:
+            raise Abandoned("the generator is stopping")
+        raise ProviderTimeout(f"the provider took longer than {timeout:g} s")
+    finally:
+        for task in (work, stopping, beating):
+            task.cancel()
+        # Wait for the cancellations, but never for a provider that ignores them.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(work, stopping, beating, return_exceptions=True), timeout=1.0
+            )
+
+
+async def _beat(keep_alive: Callable[[], Awaitable[None]], every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await keep_alive()
+        except Exception as error:  # noqa: BLE001 - a missed heartbeat must not fail the work
+            _log.warning("in_progress failed: %s", error)
+
+
+def check_song(song: GeneratedSong) -> GeneratedSong:
+    """The song when it can be stored and described; InvalidSong otherwise."""
+    if not song.audio:
+        raise InvalidSong("the provider returned no audio")
+    if not _EXTENSION.match(song.extension):
+        raise InvalidSong(f"the provider returned an unusable file extension {song.extension!r}")
+    if not math.isfinite(song.duration_seconds) or song.duration_seconds < 0:
+        raise InvalidSong(f"the provider returned a duration of {song.duration_seconds!r} s")
+    return song

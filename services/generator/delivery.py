@@ -1,0 +1,98 @@
+"""One delivery of a JetStream message, as the pipeline sees it: its bytes, where it sits in the
+stream, and the three ways to settle it. The seam that keeps the pipeline free of FastStream."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from shared.events import CORRELATION_HEADER
+
+if TYPE_CHECKING:
+    from faststream.nats.message import NatsMessage
+
+__all__ = ["Delivery", "NatsDelivery", "Position"]
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a message sits in its stream; the same for every redelivery of it."""
+
+    stream: str
+    sequence: int
+    stored_at: dt.datetime | None
+    delivered: int
+
+
+class Delivery(Protocol):
+    """A message handed to this process, to be settled exactly once."""
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def correlation_id(self) -> str | None: ...
+
+    @property
+    def position(self) -> Position | None: ...
+
+    async def ack(self) -> None:
+        """Done with it: never deliver it again."""
+        ...
+
+    async def nak(self, delay: float | None = None) -> None:
+        """Deliver it again, after ``delay`` seconds (None: at once)."""
+        ...
+
+    async def in_progress(self) -> None:
+        """Still working on it: restart its ack wait."""
+        ...
+
+
+class NatsDelivery:
+    """A FastStream ``NatsMessage`` as a ``Delivery``; settles through FastStream so that its
+    own bookkeeping (the message's committed state) stays true."""
+
+    __slots__ = ("_message",)
+
+    def __init__(self, message: NatsMessage) -> None:
+        self._message = message
+
+    @property
+    def subject(self) -> str:
+        return self._message.raw_message.subject
+
+    @property
+    def data(self) -> bytes:
+        return self._message.raw_message.data
+
+    @property
+    def correlation_id(self) -> str | None:
+        headers = self._message.raw_message.headers or {}
+        return headers.get(CORRELATION_HEADER) or None
+
+    @property
+    def position(self) -> Position | None:
+        raw = self._message.raw_message
+        if not raw.reply:
+            return None  # not a JetStream delivery
+        metadata = raw.metadata
+        return Position(
+            stream=metadata.stream,
+            sequence=metadata.sequence.stream,
+            stored_at=metadata.timestamp,
+            delivered=metadata.num_delivered,
+        )
+
+    async def ack(self) -> None:
+        await self._message.ack()
+
+    async def nak(self, delay: float | None = None) -> None:
+        await self._message.nack(delay=delay)
+
+    async def in_progress(self) -> None:
+        await self._message.in_progress()

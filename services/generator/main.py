@@ -1,0 +1,87 @@
+"""``serenade generator``: run the generator until SIGTERM or SIGINT, then stop within bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from typing import TYPE_CHECKING
+
+from shared.logs import configure_logging
+
+from .app import build_app
+from .providers import ProviderUnavailable
+
+if TYPE_CHECKING:
+    from faststream import FastStream
+
+    from shared.settings import Settings
+
+__all__ = ["run", "serve"]
+
+_log = logging.getLogger("serenade.generator")
+# Beyond the grace period: hand-backs, the broker's drain, the outbox flush, closing pools.
+_STOP_OVERHEAD_SECONDS = 15.0
+
+
+def run(settings: Settings) -> None:
+    """Run the generator in this process until it is told to stop."""
+    configure_logging("generator")
+    app = build_app(settings)
+    try:
+        asyncio.run(
+            serve(
+                app,
+                stop_timeout=settings.generator_shutdown_grace + _STOP_OVERHEAD_SECONDS,
+                ready={
+                    "provider": settings.provider,
+                    "concurrency": settings.generator_concurrency,
+                },
+            )
+        )
+    except ProviderUnavailable as error:
+        _log.error("cannot start: %s", error)
+        raise SystemExit(f"serenade generator: {error}") from None
+
+
+async def serve(
+    app: FastStream, *, stop_timeout: float, ready: dict[str, object] | None = None
+) -> None:
+    """FastStream's run, with a stop that cannot hang: lifespan, start, wait for a signal,
+    stop (shutdown hooks, then the broker) within ``stop_timeout`` seconds. A signal during the
+    start (say, while NATS is still unreachable) abandons the start."""
+    stopping = asyncio.Event()
+    starting = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if starting is not None and not stopping.is_set() and not ready_seen.is_set():
+            starting.cancel()
+        stopping.set()
+
+    ready_seen = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal)
+    try:
+        async with app.lifespan_context():
+            await app.start()
+            ready_seen.set()
+            _log.info("generator ready", extra=ready or {})
+            await stopping.wait()
+            _log.info("generator stopping")
+            try:
+                await asyncio.wait_for(app.stop(), stop_timeout)
+            except TimeoutError:
+                _log.error("the generator did not stop in %.0f s; exiting anyway", stop_timeout)
+            except Exception:  # noqa: BLE001 - logged; the process ends either way
+                _log.exception("error while stopping the generator")
+        _log.info("generator stopped")
+    except asyncio.CancelledError:
+        if not stopping.is_set():
+            raise
+        _log.info("generator stopped before it was ready")
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(signum)

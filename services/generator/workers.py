@@ -1,0 +1,142 @@
+"""The generator's slots: at most ``concurrency`` deliveries in work, and no message fetched
+before a slot is free for it.
+
+FastStream's pull subscriber fetches one message at a time and waits for its handler; the handler
+here (``admit``) starts the work in a task and returns only once a slot is free again, so the
+next fetch always has somewhere to go. (FastStream's own ``max_workers`` fetches first and waits
+for a worker after, which leaves one message per process held and not kept alive.)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import TYPE_CHECKING
+
+from shared.events import VariantRequested
+
+from .parsing import parse_request
+from .pipeline import Outcome, Report, process_request
+
+if TYPE_CHECKING:
+    from .delivery import Delivery
+    from .pipeline import Pipeline
+
+__all__ = ["VariantWorkers"]
+
+_log = logging.getLogger("serenade.generator.variants")
+
+
+class VariantWorkers:
+    """Runs the pipeline on up to ``concurrency`` deliveries at once; drains them on stop."""
+
+    def __init__(self, pipe: Pipeline, *, concurrency: int) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        self._pipe = pipe
+        self._concurrency = concurrency
+        self._running: dict[asyncio.Task[None], int | None] = {}
+        self._slot_freed = asyncio.Event()
+        self._abandon = asyncio.Event()
+        self._closed = False
+        self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._running)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def admit(self, delivery: Delivery) -> None:
+        """Start work on ``delivery``; return once a slot is free for the next one."""
+        if self._closed:
+            # Fetched as the process stops: straight back to the stream, untouched.
+            with contextlib.suppress(Exception):
+                await delivery.nak()
+            return
+        sequence = delivery.position.sequence if delivery.position else None
+        if sequence is not None and sequence in self._running.values():
+            # Redelivered to this very process while its first delivery is still in work
+            # (a stall outlasted the ack wait): that work settles the message.
+            _log.warning("duplicate delivery of a message in work here", extra={"seq": sequence})
+        else:
+            task = asyncio.create_task(self._work(delivery), name=f"variant-{sequence}")
+            self._running[task] = sequence
+            task.add_done_callback(self._finished)
+        while not self._closed and len(self._running) >= self._concurrency:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+
+    def close(self) -> None:
+        """Admit nothing more (late deliveries are handed straight back)."""
+        self._closed = True
+        self._slot_freed.set()
+
+    async def drain(self, *, grace: float, settle_timeout: float = 5.0) -> None:
+        """Let work in flight finish for ``grace`` s, then hand back what is still generating
+        (back to pending, nak: another process takes it at once); whatever still runs after
+        ``settle_timeout`` more seconds is cancelled and left to the ack wait."""
+        self.close()
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=grace)
+        if self._running:
+            _log.info("handing back %d variant(s) still in work", len(self._running))
+            self._abandon.set()
+            await asyncio.wait(list(self._running), timeout=settle_timeout)
+        if self._running:
+            for task in self._running:
+                task.cancel()
+            await asyncio.wait(list(self._running), timeout=1.0)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        self._slot_freed.set()
+
+    async def _work(self, delivery: Delivery) -> None:
+        started = time.monotonic()
+        try:
+            report = await process_request(delivery, self._pipe, abandon=self._abandon)
+        except Exception as error:  # noqa: BLE001 - infrastructure: requeue, never lose it
+            report = await self._requeue(delivery, error)
+        self.outcomes[report.outcome] += 1
+        _log_report(report, delivery, time.monotonic() - started)
+
+    async def _requeue(self, delivery: Delivery, error: Exception) -> Report:
+        """Redeliver later (backoff by delivery count); a redelivery takes the variant over."""
+        delivered = delivery.position.delivered if delivery.position else 1
+        try:
+            await delivery.nak(delay=self._pipe.policy.backoff_for(delivered))
+        except Exception as nak_error:  # noqa: BLE001 - then the ack wait redelivers it
+            _log.warning("cannot nak a delivery: %r", nak_error)
+        parsed = parse_request(delivery.data)
+        if isinstance(parsed, VariantRequested):
+            return Report(
+                Outcome.REQUEUED, parsed.variant_id, parsed.order_id, parsed.variant_number,
+                error=repr(error), correlation_id=parsed.correlation_id,
+            )  # fmt: skip
+        return Report(Outcome.REQUEUED, error=repr(error))
+
+
+def _log_report(report: Report, delivery: Delivery, seconds: float) -> None:
+    position = delivery.position
+    level = logging.WARNING if report.outcome is Outcome.REQUEUED else logging.INFO
+    _log.log(
+        level,
+        "variant",
+        extra={
+            "variant_id": str(report.variant_id) if report.variant_id else None,
+            "order_id": str(report.order_id) if report.order_id else None,
+            "variant_number": report.variant_number,
+            "attempt": report.attempt,
+            "outcome": report.outcome.value,
+            "duration_ms": round(seconds * 1000, 1),
+            "error": report.error,
+            "correlation_id": report.correlation_id,
+            "seq": position.sequence if position else None,
+            "delivered": position.delivered if position else None,
+        },
+    )
