@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint fmt bench clean
+.PHONY: help install run test browser lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -22,8 +22,16 @@ install: $(STAMP) ## create .venv and install serenade with its development tool
 run: $(STAMP) ## start the whole stack (embedded PostgreSQL and NATS unless URLs are set)
 	$(BIN)/serenade dev
 
-test: $(STAMP) ## run every test (real PostgreSQL and nats-server, started by the tests)
+test: $(STAMP) browser ## run every test (real PostgreSQL and nats-server, started by the tests)
 	$(BIN)/pytest
+
+# The share page is tested in Debian's headless Chromium; it is installed once, from Debian's
+# packages, never downloaded by a test at run time.
+browser: ## install Debian's chromium for the share-page test, if it is missing
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium (the share-page test needs it)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium; }
 
 lint: $(STAMP) ## ruff (format and lint), mypy strict, import boundaries
 	$(BIN)/ruff format --check .
