@@ -16,10 +16,12 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 
+from services.api.access_log import AccessLogMiddleware
 from services.api.controllers import CONTROLLERS
 from services.api.correlation import add_correlation_header
 from services.api.database import Database
 from services.api.dependencies import dependencies
+from services.api.live import LiveEvents, StreamTuning
 from services.api.messaging import Messaging
 from services.api.metrics import ApiMetrics, MetricsMiddleware
 from services.api.pagination import CursorCodec
@@ -36,16 +38,16 @@ MAX_BODY_BYTES = 64 * 1024
 _log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings) -> Litestar:
-    """The Litestar app for ``settings``."""
+def create_app(settings: Settings, *, stream_tuning: StreamTuning | None = None) -> Litestar:
+    """The Litestar app for ``settings`` (``stream_tuning``: event streams' heartbeat and queue)."""
     metrics = ApiMetrics()
     return Litestar(
         route_handlers=list(CONTROLLERS),
-        state=_configure_state(settings, metrics),
+        state=_configure_state(settings, metrics, stream_tuning or StreamTuning()),
         dependencies=dependencies(),
         lifespan=[_lifespan],
         exception_handlers=exception_handlers(),
-        middleware=[DefineMiddleware(MetricsMiddleware, metrics=metrics)],
+        middleware=[AccessLogMiddleware, DefineMiddleware(MetricsMiddleware, metrics=metrics)],
         before_send=[add_correlation_header],
         openapi_config=_configure_openapi(),
         request_max_body_size=MAX_BODY_BYTES,
@@ -54,7 +56,7 @@ def create_app(settings: Settings) -> Litestar:
     )
 
 
-def _configure_state(settings: Settings, metrics: ApiMetrics) -> State:
+def _configure_state(settings: Settings, metrics: ApiMetrics, tuning: StreamTuning) -> State:
     secret = settings.require_jwt_secret()
     return State(
         {
@@ -66,6 +68,7 @@ def _configure_state(settings: Settings, metrics: ApiMetrics) -> State:
             "cursors": CursorCodec(secret),
             "storage": storage_from_url(settings.resolved_storage_url),
             "metrics": metrics,
+            "stream_tuning": tuning,
         }
     )
 
@@ -95,7 +98,7 @@ def _configure_openapi() -> OpenAPIConfig:
 
 @contextlib.asynccontextmanager
 async def _lifespan(app: Litestar) -> AsyncIterator[None]:
-    """The pool and the NATS link (with the relay) for the life of the app."""
+    """The pool, the NATS link (with the relay) and the live event feed for the life of the app."""
     settings: Settings = app.state.settings
     dsn = settings.require_database_url()
     # min_size=0: the API starts (and answers 503) while PostgreSQL is still unreachable.
@@ -103,10 +106,14 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     messaging = Messaging(settings.require_nats_servers(), dsn)
     app.state.messaging = messaging
     app.state.database = Database(pool, messaging.wake_relay)
+    live = LiveEvents(settings.require_nats_servers(), app.state.stream_tuning)
+    app.state.live = live
     await messaging.start()
+    await live.start()
     try:
         yield
     finally:
+        await live.stop()  # ends open event streams first
         await messaging.stop()
         try:
             await asyncio.wait_for(pool.close(), 5)

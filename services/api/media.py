@@ -121,6 +121,9 @@ async def audio_response(
         raise NotFound("no audio at this path") from error
     span = parse_range(range_header, size)
     headers = {
+        # Set here as well as media_type: Litestar lets the route's documented media type
+        # (audio/mpeg) win over the response's own, and a .wav is not an MP3.
+        "Content-Type": content_type_for(key),
         "Accept-Ranges": "bytes",
         "Cache-Control": f"private, max-age={max(0, cache_seconds)}",
         "X-Content-Type-Options": "nosniff",

@@ -8,6 +8,7 @@ from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
 
 from services.api import orders, variants
+from services.api.access_log import annotate_request
 from services.api.auth import user_only, user_or_service
 from services.api.controllers.params import Cursor, IdempotencyKey, Limit
 from services.api.dependencies import Ctx, Cursors, Db
@@ -24,6 +25,7 @@ _REPLAYED = ResponseSpec(
 
 
 def _created(result: orders.CreatedOrder) -> Response[OrderOut]:
+    annotate_request(order_id=result.order.id)
     if result.replayed:
         return Response(
             result.order, status_code=HTTP_200_OK, headers={"Idempotent-Replayed": "true"}

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from shared.auth import issue_token
-from shared.storage import audio_path, storage_from_url
+from shared.storage import audio_path, content_type_for, storage_from_url
 
 if TYPE_CHECKING:
     import asyncpg
@@ -58,7 +58,9 @@ class World:
         body: dict[str, Any] = response.json()
         return body
 
-    async def complete(self, variant: dict[str, Any], *, data: bytes = AUDIO) -> str:
+    async def complete(
+        self, variant: dict[str, Any], *, data: bytes = AUDIO, ext: str = "mp3"
+    ) -> str:
         """Store audio for ``variant`` and mark it complete; returns its storage path."""
         order = await self.pool.fetchrow(
             "SELECT o.id, o.user_id FROM orders o JOIN song_variants v ON v.order_id = o.id"
@@ -66,8 +68,10 @@ class World:
             uuid.UUID(variant["id"]),
         )
         assert order is not None
-        key = audio_path(order["user_id"], order["id"], variant["variant_number"], "mp3")
-        await storage_from_url(self.settings.resolved_storage_url).put(key, data, "audio/mpeg")
+        key = audio_path(order["user_id"], order["id"], variant["variant_number"], ext)
+        await storage_from_url(self.settings.resolved_storage_url).put(
+            key, data, content_type_for(key)
+        )
         await self.pool.execute(
             "UPDATE song_variants SET status = 'complete', storage_path = $2, title = 'A Song',"
             " lyrics = 'la la la', duration_seconds = 12.5, attempts = 1, started_at = now(),"

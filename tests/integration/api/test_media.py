@@ -17,9 +17,9 @@ if TYPE_CHECKING:
     from tests.integration.api.support import World
 
 
-async def _signed_url(client: httpx.AsyncClient, world: World) -> str:
+async def _signed_url(client: httpx.AsyncClient, world: World, *, ext: str = "mp3") -> str:
     order = await world.order(client, variant_count=1)
-    await world.complete(order["variants"][0])
+    await world.complete(order["variants"][0], ext=ext)
     response = await client.get(f"/v1/variants/{order['variants'][0]['id']}/audio", headers=world.a)
     return str(response.json()["url"])
 
@@ -28,6 +28,16 @@ async def _raw_get(client: httpx.AsyncClient, raw_path: str) -> httpx.Response:
     """GET with the path exactly as written: no dot-segment removal, no re-encoding."""
     url = httpx.URL("http://testserver", raw_path=raw_path.encode())
     return await client.send(httpx.Request("GET", url))
+
+
+async def test_a_wav_file_is_served_as_audio_wav_not_mpeg(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    # The route is documented as audio/mpeg; the stored file's own type must win.
+    response = await client.get(await _signed_url(client, world, ext="wav"))
+
+    assert response.status_code == 200
+    assert response.headers.get_list("content-type") == ["audio/wav"]
 
 
 async def test_a_signed_url_serves_the_audio_with_its_content_type(

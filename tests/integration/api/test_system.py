@@ -77,6 +77,7 @@ EXPECTED_OPERATIONS = {
     ("post", "/v1/orders"): "createOrder",
     ("get", "/v1/orders"): "listOrders",
     ("get", "/v1/orders/{order_id}"): "getOrder",
+    ("get", "/v1/orders/{order_id}/events"): "streamOrderEvents",
     ("post", "/v1/orders/{order_id}/variants"): "addVariant",
     ("post", "/v1/variants/{variant_id}/retry"): "retryVariant",
     ("get", "/v1/variants/{variant_id}/audio"): "getVariantAudio",
