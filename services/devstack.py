@@ -39,6 +39,7 @@ _COLOURS = {"api": "\033[36m", "generator": "\033[35m", "deadletter": "\033[33m"
 _RESET = "\033[0m"
 _DATABASE = "serenade"
 _STOP_GRACE_SECONDS = 8.0
+_METRICS_PORT_OFFSETS = {"generator": 0, "deadletter": 1}
 
 
 def _say(name: str, line: str, *, stream: IO[str] = sys.stdout, lock: threading.Lock) -> None:
@@ -90,7 +91,7 @@ class _Stack:
         for name in SERVICES:
             process = subprocess.Popen(
                 [sys.executable, "-m", "services.cli", name],
-                env=env,
+                env=env | _metrics_env(self.settings, name),
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT,
@@ -118,6 +119,19 @@ class _Stack:
                 self.say(f"{name} did not stop in {_STOP_GRACE_SECONDS:.0f} s: killing it")
                 process.kill()
                 process.wait(5)
+
+
+def _metrics_env(settings: Settings, name: str) -> dict[str, str]:
+    """Distinct /metrics ports for the generator and the dead-letter service: the two after the
+    API's, or SERENADE_METRICS_PORT and the next one when it is set; with 0 each takes any free
+    port (and logs it)."""
+    offset = _METRICS_PORT_OFFSETS.get(name)
+    if offset is None:
+        return {}
+    base = settings.metrics_port
+    if base is None:
+        base = settings.api_port + 1 if settings.api_port else 0
+    return {"SERENADE_METRICS_PORT": str(base + offset if base else 0)}
 
 
 async def _ensure_database(admin_dsn: str, name: str) -> None:

@@ -110,6 +110,20 @@ class Settings(BaseSettings):
         "the rest back to the stream for another process.",
     )
 
+    # --- observability (the generator's and the dead-letter service's HTTP endpoint) ----------
+    metrics_host: str = Field(
+        default="127.0.0.1",
+        description="Bind address of the generator's and the dead-letter service's HTTP "
+        "endpoint (/metrics, /health, /asyncapi.json). The API serves /metrics on its own port.",
+    )
+    metrics_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="Port of that endpoint; unset: no endpoint; 0: any free port (the service "
+        "logs the one it took), so that several processes can run on one machine.",
+    )
+
     # --- retention -------------------------------------------------------------------------
     reminder_days: int = Field(
         default=30,

@@ -10,16 +10,20 @@ CLI go out even when no API runs.
 # No `from __future__ import annotations`: FastStream reads the handlers' annotations at run time.
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import asyncpg
 from faststream import AckPolicy, Context, ContextRepo, FastStream
 from faststream.exceptions import NackMessage
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
 from faststream.nats.annotations import JsClient
+from faststream.nats.prometheus import NatsPrometheusMiddleware
+from faststream.specification import AsyncAPI
+from prometheus_client import REGISTRY
 
 from services.deadletter.advisories import ADVISORY_PATTERN, ADVISORY_STREAM
 from services.deadletter.consumers import (
@@ -31,14 +35,27 @@ from services.deadletter.consumers import (
     retry_delay,
 )
 from services.deadletter.handlers import handle_advisory, store_envelope
+from shared.contract_docs import complete_asyncapi, render_json
 from shared.db import create_pool
-from shared.events import DEADLETTER_SUBJECTS, STREAM_NAME
+from shared.events import (
+    DEADLETTER_SUBJECTS,
+    STREAM_NAME,
+    SUBJECT_OCCASION_UPCOMING,
+    SUBJECT_ORDER_COMPLETED,
+    SUBJECT_VARIANT_REQUESTED,
+    SUBJECT_VARIANT_STATUS,
+    OccasionUpcoming,
+    OrderCompleted,
+    VariantRequested,
+    VariantStatusChanged,
+)
 from shared.outbox import OutboxRelay
 from shared.reminders import ReminderScheduler
 from shared.settings import Settings
 from shared.stream import ensure_stream
+from shared.telemetry import telemetry_server
 
-__all__ = ["build_app"]
+__all__ = ["asyncapi_document", "build_app"]
 
 # One message's work, PostgreSQL and NATS round trips included; well inside the ack wait.
 HANDLE_TIMEOUT_SECONDS: Final = 20.0
@@ -56,15 +73,97 @@ def build_app(settings: Settings) -> FastStream:
     broker = NatsBroker(
         servers,
         name="serenade-deadletter",
+        # Forever, as every serenade client: nats-py gives up after 60 attempts (two minutes)
+        # by default, and the service then stayed up, silently consuming nothing.
+        max_reconnect_attempts=-1,
         logger=logging.getLogger("serenade.deadletter.broker"),
         drain_timeout=5,  # drain() with pull subscriptions can hang: keep shutdown bounded
         graceful_timeout=HANDLE_TIMEOUT_SECONDS,
+        # Messages received, handled, failed and how long they took, per subscriber.
+        middlewares=[NatsPrometheusMiddleware(registry=REGISTRY, app_name="serenade-deadletter")],
+        description="Keeps every failure in failed_jobs, replays them, sends reminders.",
     )
     _subscribe(broker)
-    return FastStream(
+    _document_publications(broker)
+    resources = _lifespan(broker, dsn, reminder_days=settings.reminder_days)
+    document = functools.cache(lambda: render_json(asyncapi_document(app)))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
+        # The HTTP endpoint (/metrics, /health, /asyncapi.json) first in, last out.
+        async with (
+            telemetry_server(settings, service="deadletter", asyncapi=document),
+            resources(context),
+        ):
+            yield
+
+    app = FastStream(
         broker,
         logger=logging.getLogger("serenade.deadletter.app"),
-        lifespan=_lifespan(broker, dsn, reminder_days=settings.reminder_days),
+        lifespan=lifespan,
+        specification=AsyncAPI(
+            title="serenade deadletter",
+            version="0.1.0",
+            description="Stores every dead letter (serenade.deadletter.<service>) and every "
+            "message a consumer of SERENADE gave up on in failed_jobs; replays them and sends "
+            "occasion reminders (through the transactional outbox).",
+        ),
+    )
+    return app
+
+
+# What a captured JetStream advisory holds (the server's JSON; the fields read here).
+_ADVISORY_PAYLOAD: Final = {
+    "title": "JetStreamAdvisory",
+    "type": "object",
+    "description": "A nats-server advisory (io.nats.jetstream.advisory.v1.max_deliver or "
+    "...terminated) about a message a consumer of SERENADE gave up on.",
+    "properties": {
+        "type": {"type": "string"},
+        "stream": {"type": "string"},
+        "consumer": {"type": "string"},
+        "stream_seq": {"type": "integer", "minimum": 1},
+        "deliveries": {"type": "integer", "minimum": 0},
+        "reason": {"type": "string"},
+    },
+    "required": ["stream_seq"],
+}
+
+
+def asyncapi_document(app: FastStream) -> dict[str, Any]:
+    """The dead-letter service's AsyncAPI document: its channels and every contract subject."""
+    return complete_asyncapi(
+        app.schema.to_specification().to_jsonable(),
+        extra_payloads={ADVISORY_PATTERN: _ADVISORY_PAYLOAD},
+    )
+
+
+def _document_publications(broker: NatsBroker) -> None:
+    """What the service publishes, for the AsyncAPI document. The events go out through the
+    outbox relay, in commit order, not through these publishers."""
+    broker.publisher(
+        SUBJECT_VARIANT_REQUESTED,
+        schema=VariantRequested,
+        title="deadletter:variants.requested",
+        description="A replayed variant (reason `replay`), queued again by an operator.",
+    )
+    broker.publisher(
+        SUBJECT_VARIANT_STATUS,
+        schema=VariantStatusChanged,
+        title="deadletter:variants.status",
+        description="A variant made pending by a replay, or failed because its request died.",
+    )
+    broker.publisher(
+        SUBJECT_ORDER_COMPLETED,
+        schema=OrderCompleted,
+        title="deadletter:orders.completed",
+        description="An order made final by a variant failed here.",
+    )
+    broker.publisher(
+        SUBJECT_OCCASION_UPCOMING,
+        schema=OccasionUpcoming,
+        title="deadletter:occasions.upcoming",
+        description="Once per order and year, SERENADE_REMINDER_DAYS before the occasion.",
     )
 
 

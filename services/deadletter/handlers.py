@@ -153,10 +153,12 @@ def _report(record: FailureRecord, row_id: uuid.UUID | None) -> None:
     fields = {
         "message_id": record.message_id,
         "subject": record.subject,
-        "service": record.service,
+        # Not "service": that field of every line names the service writing it (deadletter).
+        "failed_service": record.service,
         "error_type": record.error_type,
         "reason": record.reason,
         "variant_id": str(record.variant_id) if record.variant_id else None,
+        "order_id": _field(record.event_data, "order_id"),
         "correlation_id": record.correlation_id,
     }
     if row_id is None:

@@ -5,6 +5,12 @@ FastStream's pull subscriber fetches one message at a time and waits for its han
 here (``admit``) starts the work in a task and returns only once a slot is free again, so the
 next fetch always has somewhere to go. (FastStream's own ``max_workers`` fetches first and waits
 for a worker after, which leaves one message per process held and not kept alive.)
+
+While PostgreSQL is unreachable nothing more is fetched: every delivery counts against the
+consumer's delivery limit, and taking message after message only to requeue it would spend the
+limit of every waiting request within minutes, after which the server gives them up and their
+variants fail. The first such error closes the intake; a probe reopens it once PostgreSQL
+answers, and the requeued requests come back then.
 """
 
 from __future__ import annotations
@@ -15,32 +21,60 @@ import logging
 import time
 from typing import TYPE_CHECKING
 
+import asyncpg
+
 from shared.events import VariantRequested
 
+from . import metrics
 from .parsing import parse_request
 from .pipeline import Outcome, Report, process_request
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
     from .delivery import Delivery
     from .pipeline import Pipeline
 
-__all__ = ["VariantWorkers"]
+__all__ = ["DATABASE_UNREACHABLE", "VariantWorkers"]
 
 _log = logging.getLogger("serenade.generator.variants")
+# What losing PostgreSQL raises (refused, reset, timed out, shutting down, out of slots), as
+# opposed to a fault of the message or the code.
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+_PROBE_TIMEOUT = 2.0
 
 
 class VariantWorkers:
     """Runs the pipeline on up to ``concurrency`` deliveries at once; drains them on stop."""
 
-    def __init__(self, pipe: Pipeline, *, concurrency: int) -> None:
+    def __init__(
+        self,
+        pipe: Pipeline,
+        *,
+        concurrency: int,
+        database_probe: Callable[[], Awaitable[object]] | None = None,
+        probe_interval: float = 1.0,
+    ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._pipe = pipe
         self._concurrency = concurrency
         self._running: dict[asyncio.Task[None], int | None] = {}
+        # Set whenever admission may proceed again: a slot freed, PostgreSQL back, closing.
         self._slot_freed = asyncio.Event()
         self._abandon = asyncio.Event()
         self._closed = False
+        self._database_up = True
+        self._probe = database_probe or self._database_answers
+        self._probe_interval = probe_interval
+        self._probing: asyncio.Task[None] | None = None
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
 
     @property
@@ -50,6 +84,11 @@ class VariantWorkers:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def taking(self) -> bool:
+        """Whether the intake is open (False while PostgreSQL is unreachable)."""
+        return self._database_up
 
     async def admit(self, delivery: Delivery) -> None:
         """Start work on ``delivery``; return once a slot is free for the next one."""
@@ -66,8 +105,11 @@ class VariantWorkers:
         else:
             task = asyncio.create_task(self._work(delivery), name=f"variant-{sequence}")
             self._running[task] = sequence
+            metrics.IN_FLIGHT.inc()
             task.add_done_callback(self._finished)
-        while not self._closed and len(self._running) >= self._concurrency:
+        while not self._closed and (
+            len(self._running) >= self._concurrency or not self._database_up
+        ):
             self._slot_freed.clear()
             await self._slot_freed.wait()
 
@@ -75,6 +117,8 @@ class VariantWorkers:
         """Admit nothing more (late deliveries are handed straight back)."""
         self._closed = True
         self._slot_freed.set()
+        if self._probing is not None:
+            self._probing.cancel()
 
     async def drain(self, *, grace: float, settle_timeout: float = 5.0) -> None:
         """Let work in flight finish for ``grace`` s, then hand back what is still generating
@@ -94,6 +138,7 @@ class VariantWorkers:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
+        metrics.IN_FLIGHT.dec()
         self._slot_freed.set()
 
     async def _work(self, delivery: Delivery) -> None:
@@ -101,9 +146,36 @@ class VariantWorkers:
         try:
             report = await process_request(delivery, self._pipe, abandon=self._abandon)
         except Exception as error:  # noqa: BLE001 - infrastructure: requeue, never lose it
+            if isinstance(error, DATABASE_UNREACHABLE):
+                self._database_lost()
             report = await self._requeue(delivery, error)
         self.outcomes[report.outcome] += 1
+        metrics.record_report(report)
         _log_report(report, delivery, time.monotonic() - started)
+
+    def _database_lost(self) -> None:
+        """Close the intake until the probe finds PostgreSQL answering again."""
+        if self._database_up:
+            _log.warning("PostgreSQL is unreachable: taking no more messages until it answers")
+        self._database_up = False
+        if not self._closed and (self._probing is None or self._probing.done()):
+            self._probing = asyncio.create_task(self._until_database_answers(), name="db-probe")
+
+    async def _until_database_answers(self) -> None:
+        while True:
+            await asyncio.sleep(self._probe_interval)
+            try:
+                await asyncio.wait_for(self._probe(), _PROBE_TIMEOUT)
+            except Exception:  # noqa: BLE001, S112 - still away: probe again
+                continue
+            break
+        _log.info("PostgreSQL answers again: taking messages")
+        self._database_up = True
+        self._slot_freed.set()
+
+    async def _database_answers(self) -> None:
+        async with self._pipe.pool.acquire(timeout=_PROBE_TIMEOUT) as conn:
+            await conn.fetchval("SELECT 1")
 
     async def _requeue(self, delivery: Delivery, error: Exception) -> Report:
         """Redeliver later (backoff by delivery count); a redelivery takes the variant over."""

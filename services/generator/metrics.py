@@ -1,0 +1,94 @@
+"""Prometheus metrics of the generator (default registry, served by ``shared.telemetry``):
+variants by outcome, generation attempts, how long generation takes, variants in flight.
+
+FastStream's own middleware would time the subscriber's handler, which here only admits a
+delivery into a slot: the numbers that matter are taken where the work happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from .reports import Outcome
+
+if TYPE_CHECKING:
+    from .providers.base import GeneratedSong, SongProvider, SongRequest
+    from .reports import Report
+
+__all__ = [
+    "ATTEMPTS",
+    "FINAL_ATTEMPTS",
+    "GENERATION_SECONDS",
+    "IN_FLIGHT",
+    "VARIANTS",
+    "TimedProvider",
+    "record_report",
+]
+
+VARIANTS = Counter(
+    "serenade_generator_variants",
+    "Deliveries of serenade.variants.requested handled, by outcome (complete, retry, failed, "
+    "ignored, dead_lettered, handed_back, superseded, requeued).",
+    ["outcome"],
+)
+ATTEMPTS = Counter(
+    "serenade_generator_attempts",
+    "Generation attempts (provider runs), by result: ok, error, or stopped (timed out or "
+    "abandoned at shutdown).",
+    ["result"],
+)
+GENERATION_SECONDS = Histogram(
+    "serenade_generator_generation_duration_seconds",
+    "Time one provider run took, by result.",
+    ["result"],
+    buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0),
+)
+FINAL_ATTEMPTS = Histogram(
+    "serenade_generator_final_attempts",
+    "Attempts a variant took when it became final, by outcome (complete or failed).",
+    ["outcome"],
+    buckets=(1, 2, 3, 4, 5, 7, 10, 20),
+)
+IN_FLIGHT = Gauge(
+    "serenade_generator_in_flight",
+    "Deliveries this process is working on now (at most SERENADE_GENERATOR_CONCURRENCY).",
+)
+_FINAL_OUTCOMES = frozenset({"complete", "failed"})
+# Every series exists from the start (at 0), so a rate() sees the first one.
+for _outcome in Outcome:
+    VARIANTS.labels(_outcome.value)
+for _result in ("ok", "error", "stopped"):
+    ATTEMPTS.labels(_result)
+
+
+def record_report(report: Report) -> None:
+    """Count one handled delivery."""
+    outcome = report.outcome.value
+    VARIANTS.labels(outcome).inc()
+    if outcome in _FINAL_OUTCOMES and report.attempt is not None:
+        FINAL_ATTEMPTS.labels(outcome).observe(report.attempt)
+
+
+class TimedProvider:
+    """A provider that counts and times each run of the provider it wraps."""
+
+    def __init__(self, inner: SongProvider) -> None:
+        self.inner = inner
+
+    async def generate(self, request: SongRequest) -> GeneratedSong:
+        started = time.perf_counter()
+        result = "error"
+        try:
+            song = await self.inner.generate(request)
+            result = "ok"
+        except asyncio.CancelledError:
+            result = "stopped"
+            raise
+        finally:
+            ATTEMPTS.labels(result).inc()
+            GENERATION_SECONDS.labels(result).observe(time.perf_counter() - started)
+        return song

@@ -1,0 +1,196 @@
+"""The small HTTP endpoint of the services that are not HTTP servers (generator, dead-letter):
+``/metrics`` (Prometheus text or OpenMetrics), ``/health`` (200 while the event loop answers) and
+``/asyncapi.json`` (the service's AsyncAPI document).
+
+It is an ASGI app served by uvicorn inside the service's own event loop, started and stopped by
+its lifespan. uvicorn's signal capture is switched off: the service owns SIGTERM and SIGINT and
+stops this endpoint itself, last, so that a scrape still answers while work drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
+from typing import Any, Final
+
+import orjson
+import uvicorn
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.exposition import choose_encoder
+
+from shared.settings import Settings
+
+__all__ = ["TelemetryServer", "telemetry_app", "telemetry_server"]
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+_JSON: Final = "application/json"
+_STOP_TIMEOUT: Final = 3.0
+_log = logging.getLogger("serenade.telemetry")
+
+
+def telemetry_app(
+    *, service: str, registry: CollectorRegistry = REGISTRY, asyncapi: Callable[[], bytes] | None
+) -> ASGIApp:
+    """The endpoint's ASGI app. ``asyncapi`` renders the AsyncAPI document (None: no route)."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _answer_lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            return
+        method, path = scope.get("method", "GET"), scope.get("path", "/")
+        if method not in {"GET", "HEAD"}:
+            await _respond(send, 405, b"only GET and HEAD\n", "text/plain", method=method)
+            return
+        if path == "/metrics":
+            encoder, content_type = choose_encoder(_header(scope, b"accept"))
+            await _respond(send, 200, encoder(registry), content_type, method=method)
+        elif path == "/health":
+            body = orjson.dumps({"status": "ok", "service": service})
+            await _respond(send, 200, body, _JSON, method=method)
+        elif path == "/asyncapi.json" and asyncapi is not None:
+            await _respond(send, 200, asyncapi(), _JSON, method=method)
+        else:
+            await _respond(send, 404, b"not found\n", "text/plain", method=method)
+
+    return app
+
+
+def _header(scope: Scope, name: bytes) -> str:
+    for key, value in scope.get("headers", ()):
+        if key.lower() == name:
+            return bytes(value).decode("latin-1")
+    return ""
+
+
+async def _respond(send: Send, status: int, body: bytes, content_type: str, *, method: str) -> None:
+    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+
+
+async def _answer_lifespan(receive: Receive, send: Send) -> None:
+    # Served with lifespan="off"; answer politely anyway if a server asks.
+    message = await receive()
+    if message["type"] == "lifespan.startup":
+        await send({"type": "lifespan.startup.complete"})
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its signal handlers: the service that embeds it owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+class TelemetryServer:
+    """Serves an ASGI app on ``host``:``port`` (0: any free port) until ``stop``."""
+
+    def __init__(self, app: ASGIApp, *, host: str, port: int) -> None:
+        self._app = app
+        self._host = host
+        self._requested_port = port
+        self._server: _Server | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.port: int | None = None
+
+    async def start(self) -> None:
+        """Bind (an OSError when the address is taken) and serve in the background."""
+        sock = _bind(self._host, self._requested_port)
+        self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(
+            self._app,
+            lifespan="off",
+            log_config=None,
+            log_level=logging.WARNING,
+            access_log=False,
+            server_header=False,
+            timeout_graceful_shutdown=1,
+        )
+        self._server = _Server(config)
+        self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="telemetry")
+
+    async def stop(self) -> None:
+        server, task = self._server, self._task
+        self._server, self._task = None, None
+        if server is None or task is None:
+            return
+        server.should_exit = True
+        try:
+            await asyncio.wait_for(task, _STOP_TIMEOUT)
+        except TimeoutError:
+            _log.warning("the telemetry endpoint did not stop in %.0f s", _STOP_TIMEOUT)
+        except Exception:  # noqa: BLE001 - stopping: never let the endpoint fail a shutdown
+            _log.exception("the telemetry endpoint failed while stopping")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def telemetry_server(
+    settings: Settings,
+    *,
+    service: str,
+    registry: CollectorRegistry = REGISTRY,
+    asyncapi: Callable[[], bytes] | None = None,
+) -> AsyncIterator[TelemetryServer | None]:
+    """The endpoint for the life of the block, when ``SERENADE_METRICS_PORT`` is set.
+
+    A port that cannot be bound is logged as an error and the service runs on without the
+    endpoint: metrics are worth less than the work itself (a probe of /health then fails).
+    """
+    if settings.metrics_port is None:
+        yield None
+        return
+    server = TelemetryServer(
+        telemetry_app(service=service, registry=registry, asyncapi=asyncapi),
+        host=settings.metrics_host,
+        port=settings.metrics_port,
+    )
+    try:
+        await server.start()
+    except OSError as error:
+        _log.error(
+            "cannot serve /metrics on %s:%s: %s",
+            settings.metrics_host,
+            settings.metrics_port,
+            error,
+        )
+        yield None
+        return
+    _log.info(
+        "telemetry endpoint listening",
+        extra={
+            "metrics_host": settings.metrics_host,
+            "metrics_port": server.port,
+            "paths": ["/metrics", "/health", *(["/asyncapi.json"] if asyncapi else [])],
+        },
+    )
+    try:
+        yield server
+    finally:
+        await server.stop()
