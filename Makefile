@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test browser lint fmt bench clean
+.PHONY: help install run test browser lint fmt bench drills docs client clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -43,8 +43,31 @@ fmt: $(STAMP) ## format and autofix
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-bench: $(STAMP) ## run the benchmarks under bench/ and print their figures
-	@for script in bench/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+# The suite against its floors; options through BENCH_ARGS (see `python -m bench --help`). The
+# single-purpose scripts run alone: $(BIN)/python bench/bench_generator.py (or bench_local_provider).
+bench: $(STAMP) ## benchmark suite: table, bench/results/latest.json and latest.png
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# The full reliability drills (100 generator kills, 20 NATS crashes, a 30-minute soak, ...), each
+# on a stack of its own; each writes its line of figures into docs/reliability.md. Their short
+# versions run in `make test`. Takes about an hour and a half.
+drills: $(STAMP) ## full reliability drills; their figures go to docs/reliability.md
+	SERENADE_DRILLS_FULL=1 SERENADE_DRILLS_COMMAND="make drills" $(BIN)/pytest tests/drills -o timeout=3600
+
+docs: $(STAMP) ## write the AsyncAPI documents of the generator and dead-letter services
+	$(BIN)/python -m services.generator.asyncapi docs/asyncapi/generator.json
+	$(BIN)/python -m services.deadletter.asyncapi docs/asyncapi/deadletter.json
+
+# The app's TypeScript types: the inputs from the code, then the pinned npm generators (installed
+# into clients/typescript/node_modules, never committed). Run it again after any API change.
+CLIENT := clients/typescript
+$(CLIENT)/node_modules/.installed: $(CLIENT)/package.json
+	cd $(CLIENT) && npm install --no-audit --no-fund --no-package-lock --loglevel=error
+	@touch $@
+
+client: $(STAMP) $(CLIENT)/node_modules/.installed ## write the TypeScript types of the API and events
+	$(BIN)/python -m services.api.client_schemas $(CLIENT)
+	cd $(CLIENT) && node generate.mjs && node_modules/.bin/tsc -p tsconfig.json
 
 clean: ## remove the environment and local data
-	rm -rf $(VENV) .serenade build *.egg-info
+	rm -rf $(VENV) .serenade build *.egg-info $(CLIENT)/node_modules

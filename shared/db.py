@@ -92,10 +92,19 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
+        reset=_keep_session,
         command_timeout=command_timeout,
     )
     assert pool is not None
     return pool
+
+
+async def _keep_session(conn: asyncpg.Connection) -> None:
+    """The pool's reset on release, after asyncpg's own (which rolls back a transaction left
+    open): nothing more. Every unit of work sets its role and claims SET LOCAL, inside its
+    transaction, and no pooled connection listens or holds a session lock, so the default reset
+    (advisory unlock, close cursors, unlisten, reset all) would be one more round trip per
+    transaction that undoes nothing."""
 
 
 async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:
@@ -119,18 +128,62 @@ async def take_caller(conn: asyncpg.Connection, caller: Caller) -> None:
     )
 
 
+def _literal(text: str) -> str:
+    """``text`` as an SQL string literal in escape syntax (``E'...'``): backslashes and quotes
+    doubled, so that its meaning does not depend on ``standard_conforming_strings``."""
+    if "\x00" in text:
+        raise ValueError("PostgreSQL text cannot hold NUL")
+    return "E'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
+
+
+def _begin_as(caller: Caller) -> str:
+    """BEGIN and the caller's settings as one simple-protocol message (several statements, no
+    parameters, no rows back): one round trip where BEGIN and a parameterised set_config took
+    two. SET LOCAL is set_config(..., true); the values are literals quoted by ``_literal``: a
+    role name, claims that orjson wrote, a share token."""
+    return (
+        "BEGIN; SET LOCAL ROLE {}; SET LOCAL request.jwt.claims = {};"
+        " SET LOCAL request.share_token = {}"
+    ).format(
+        _literal(caller.role.value),
+        _literal(_encode_json(dict(caller.claims))),
+        _literal(caller.share_token or ""),
+    )
+
+
+@contextlib.asynccontextmanager
+async def _as_caller(conn: asyncpg.Connection, caller: Caller) -> AsyncIterator[None]:
+    if conn.is_in_transaction():
+        begin, commit, rollback = "SAVEPOINT serenade", "RELEASE serenade", "ROLLBACK TO serenade"
+        await conn.execute(begin)
+        await take_caller(conn, caller)
+    else:
+        commit, rollback = "COMMIT", "ROLLBACK"
+        await conn.execute(_begin_as(caller))
+    try:
+        yield
+    except BaseException:
+        if not conn.is_closed():
+            await conn.execute(rollback)
+        raise
+    await conn.execute(commit)
+
+
 @contextlib.asynccontextmanager
 async def transaction(
     pool: asyncpg.Pool | asyncpg.Connection, caller: Caller
 ) -> AsyncIterator[asyncpg.Connection]:
-    """One transaction run as ``caller``: role, claims and share token are all SET LOCAL."""
+    """One transaction run as ``caller``: role, claims and share token are all SET LOCAL.
+
+    Begun by hand, BEGIN and the settings in one round trip, so asyncpg refuses
+    ``conn.transaction()`` inside it: nest ``transaction(conn, ...)`` instead, which (like it
+    does inside any open transaction) takes a savepoint.
+    """
     if isinstance(pool, asyncpg.Connection):
-        async with pool.transaction():
-            await take_caller(pool, caller)
+        async with _as_caller(pool, caller):
             yield pool
         return
-    async with pool.acquire() as conn, conn.transaction():
-        await take_caller(conn, caller)
+    async with pool.acquire() as conn, _as_caller(conn, caller):
         yield conn
 
 

@@ -1,6 +1,7 @@
 """The API's unit of work: one transaction as the caller, bounded in time, and a nudge to the
 outbox relay once a transaction that wrote events has committed."""
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -23,8 +24,12 @@ class Database:
     @contextlib.asynccontextmanager
     async def run_as(self, caller: Caller) -> AsyncIterator[asyncpg.Connection]:
         """One transaction as ``caller`` (role, claims and share token SET LOCAL)."""
-        async with (
-            self.pool.acquire(timeout=self.acquire_timeout) as conn,
-            transaction(conn, caller),
-        ):
-            yield conn
+        # A timeout scope, not acquire(timeout=): that wraps the wait in a task of its own
+        # (asyncio.wait_for), one more task and loop turn per request.
+        async with asyncio.timeout(self.acquire_timeout):
+            conn = await self.pool.acquire()
+        try:
+            async with transaction(conn, caller):
+                yield conn
+        finally:
+            await self.pool.release(conn)

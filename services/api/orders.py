@@ -17,7 +17,14 @@ from services.api.database import Database
 from services.api.pagination import CursorCodec, Position
 from services.api.problems import Conflict, NotFound
 from services.api.schemas import CreateOrder, OrderOut, OrderPage
-from services.api.views import ORDER_COLUMNS, VARIANT_COLUMNS, fetch_variants, order_out
+from services.api.views import (
+    ORDER_COLUMNS,
+    ORDER_WITH_VARIANTS,
+    VARIANT_COLUMNS,
+    fetch_variants,
+    order_out,
+    split_order_rows,
+)
 from shared.db import Caller, act_as_service
 from shared.enums import RequestReason
 from shared.events import OrderCreated, VariantRequested
@@ -207,8 +214,9 @@ async def list_orders(
 async def get_order(db: Database, caller: Caller, order_id: uuid.UUID) -> OrderOut:
     """One order the caller may see (its owner, or service_role); 404 otherwise."""
     async with db.run_as(caller) as conn:
-        order = await conn.fetchrow(f"SELECT {ORDER_COLUMNS} FROM orders WHERE id = $1", order_id)
-        if order is None:
-            raise NotFound("no such order")
-        variants = await fetch_variants(conn, [order_id])
-    return order_out(order, variants[order_id])
+        rows = await conn.fetch(
+            f"{ORDER_WITH_VARIANTS} WHERE o.id = $1 ORDER BY v.variant_number", order_id
+        )
+    if not rows:
+        raise NotFound("no such order")
+    return order_out(*split_order_rows(rows))

@@ -1,7 +1,8 @@
 """Rows to response bodies: the column lists the API reads and the derived order status."""
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 
@@ -10,10 +11,12 @@ from shared.enums import GenerationStatus
 
 __all__ = [
     "ORDER_COLUMNS",
+    "ORDER_WITH_VARIANTS",
     "VARIANT_COLUMNS",
     "derive_status",
     "fetch_variants",
     "order_out",
+    "split_order_rows",
     "variant_out",
 ]
 
@@ -25,6 +28,38 @@ VARIANT_COLUMNS = (
     "id, order_id, variant_number, status, share_token, attempts, error, title, lyrics,"
     " duration_seconds, created_at, started_at, completed_at"
 )
+
+
+def _names(columns: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in columns.split(","))
+
+
+_ORDER_NAMES = _names(ORDER_COLUMNS)
+_VARIANT_NAMES = _names(VARIANT_COLUMNS)
+# An order and its variants in one statement (one round trip instead of two): the order's
+# columns, then each variant's prefixed ``v_``, one row per variant (one row of NULL variant
+# columns when it has none). Row-level security applies to both tables as to separate reads.
+ORDER_WITH_VARIANTS = (
+    "SELECT "
+    + ", ".join(f"o.{name}" for name in _ORDER_NAMES)
+    + ", "
+    + ", ".join(f"v.{name} AS v_{name}" for name in _VARIANT_NAMES)
+    + " FROM orders o LEFT JOIN song_variants v ON v.order_id = o.id"
+)
+
+
+def split_order_rows(
+    rows: Sequence[asyncpg.Record],
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The order and its variants from the rows of ``ORDER_WITH_VARIANTS`` (at least one)."""
+    first = rows[0]
+    order = {name: first[name] for name in _ORDER_NAMES}
+    variants = [
+        {name: row[f"v_{name}"] for name in _VARIANT_NAMES}
+        for row in rows
+        if row["v_id"] is not None
+    ]
+    return order, variants
 
 
 def derive_status(statuses: Iterable[GenerationStatus]) -> OrderStatus:
@@ -40,11 +75,14 @@ def derive_status(statuses: Iterable[GenerationStatus]) -> OrderStatus:
     return "generating"
 
 
-def variant_out(row: asyncpg.Record) -> VariantOut:
+def variant_out(row: asyncpg.Record | Mapping[str, Any]) -> VariantOut:
     return VariantOut.model_validate(dict(row))
 
 
-def order_out(order: asyncpg.Record, variants: Sequence[asyncpg.Record]) -> OrderOut:
+def order_out(
+    order: asyncpg.Record | Mapping[str, Any],
+    variants: Sequence[asyncpg.Record | Mapping[str, Any]],
+) -> OrderOut:
     shaped = sorted((variant_out(row) for row in variants), key=lambda v: v.variant_number)
     return OrderOut.model_validate(
         {**dict(order), "status": derive_status(v.status for v in shaped), "variants": shaped}

@@ -13,17 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import asyncpg
 import nats
-from faststream import AckPolicy, Context, FastStream
+from faststream import AckPolicy, FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.annotations import NatsMessage
+from faststream.nats.message import NatsMessage as RawNatsMessage
 from faststream.specification import AsyncAPI
 
+from shared.contract_docs import complete_asyncapi, render_json
 from shared.db import Caller, create_pool, transaction
 from shared.events import (
     STREAM_NAME,
@@ -36,10 +38,13 @@ from shared.events import (
 from shared.outbox import OutboxRelay
 from shared.storage import storage_from_url
 from shared.stream import ensure_stream
+from shared.telemetry import telemetry_server
 
 from .consumer import DURABLE, consumer_config, ensure_consumer
 from .deadletters import GeneratorDeadLettered
 from .delivery import NatsDelivery
+from .loopcontext import LoopContext
+from .metrics import TimedProvider
 from .pipeline import Pipeline, Policy
 from .providers import load_provider
 from .workers import VariantWorkers
@@ -52,7 +57,7 @@ if TYPE_CHECKING:
 
     from shared.settings import Settings
 
-__all__ = ["WORKERS", "build_app", "take_variant_request"]
+__all__ = ["WORKERS", "asyncapi_document", "build_app", "take_variant_request"]
 
 WORKERS = "generator_workers"
 # A pull request waits this long on the server for a message; short, so that the request left
@@ -64,8 +69,8 @@ _log = logging.getLogger("serenade.generator")
 
 
 async def take_variant_request(
-    message: NatsMessage,
-    workers: Annotated[VariantWorkers, Context(WORKERS)],
+    message: Annotated[RawNatsMessage, LoopContext("message")],
+    workers: Annotated[VariantWorkers, LoopContext(WORKERS)],
 ) -> None:
     """A song variant to generate. The raw message, not a typed body: a message that is not a
     valid `VariantRequested` is dead-lettered with its raw text, so parsing is the pipeline's."""
@@ -104,7 +109,12 @@ def build_app(settings: Settings) -> FastStream:
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
-        async with _resources(settings) as workers:
+        # The HTTP endpoint (/metrics, /health, /asyncapi.json) first in, last out.
+        document = functools.cache(lambda: render_json(asyncapi_document(app)))
+        async with (
+            telemetry_server(settings, service="generator", asyncapi=document),
+            _resources(settings) as workers,
+        ):
             app.context.set_global(WORKERS, workers)
             try:
                 yield
@@ -127,6 +137,11 @@ def build_app(settings: Settings) -> FastStream:
         ),
     )
     return app
+
+
+def asyncapi_document(app: FastStream) -> dict[str, Any]:
+    """The generator's AsyncAPI document: its own channels and every other contract subject."""
+    return complete_asyncapi(app.schema.to_specification().to_jsonable())
 
 
 def _document_publications(broker: NatsBroker) -> None:
@@ -154,7 +169,7 @@ def _document_publications(broker: NatsBroker) -> None:
 
 @contextlib.asynccontextmanager
 async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
-    provider = load_provider(settings)
+    provider = TimedProvider(load_provider(settings))
     storage = storage_from_url(settings.resolved_storage_url)
     dsn = settings.require_database_url()
     async with contextlib.AsyncExitStack() as stack:

@@ -151,7 +151,9 @@ async def test_an_infrastructure_error_requeues_with_a_backoff_by_delivery_count
         raise ConnectionRefusedError("PostgreSQL is away")
 
     monkeypatch.setattr(workers_module, "process_request", database_down)
-    workers = VariantWorkers(_pipeline(), concurrency=1)
+    workers = VariantWorkers(
+        _pipeline(), concurrency=1, database_probe=_answers, probe_interval=0.01
+    )
     first, third = _Delivery(1), _Delivery(2, delivered=3)
     with caplog.at_level(logging.INFO, logger="serenade.generator.variants"):
         await workers.admit(first)
@@ -163,3 +165,75 @@ async def test_an_infrastructure_error_requeues_with_a_backoff_by_delivery_count
     lines = [r for r in caplog.records if r.getMessage() == "variant"]
     assert [getattr(r, "outcome", None) for r in lines] == ["requeued", "requeued"]
     assert all("PostgreSQL is away" in str(getattr(r, "error", "")) for r in lines)
+
+
+async def _answers() -> None:
+    return None
+
+
+async def test_while_postgres_is_unreachable_no_more_messages_are_taken(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Each delivery counts against the consumer's limit: taking message after message only to
+    # requeue it would spend every waiting request's limit during an outage (drill 4).
+    async def database_down(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
+        raise ConnectionRefusedError("PostgreSQL is away")
+
+    back = asyncio.Event()
+
+    async def probe() -> None:
+        if not back.is_set():
+            raise ConnectionRefusedError("still away")
+
+    monkeypatch.setattr(workers_module, "process_request", database_down)
+    workers = VariantWorkers(_pipeline(), concurrency=4, database_probe=probe, probe_interval=0.01)
+    first, second = _Delivery(1), _Delivery(2)
+    await asyncio.wait_for(workers.admit(first), 1)  # a slot was free
+    await asyncio.sleep(0.05)
+    assert first.settled == ["nak 2"]
+    assert not workers.taking
+
+    admitting = asyncio.ensure_future(workers.admit(second))
+    await asyncio.sleep(0.1)
+    assert not admitting.done()  # slots are free, yet the next fetch waits while it is away
+
+    back.set()
+    await asyncio.wait_for(admitting, 1)
+    assert workers.taking
+    await workers.drain(grace=1)
+
+
+async def test_an_error_that_is_not_the_database_leaves_the_intake_open(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def broken(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
+        raise RuntimeError("a bug, not an outage")
+
+    monkeypatch.setattr(workers_module, "process_request", broken)
+    workers = VariantWorkers(_pipeline(), concurrency=2)
+    delivery = _Delivery(1)
+    await asyncio.wait_for(workers.admit(delivery), 1)
+    await asyncio.sleep(0.05)
+
+    assert delivery.settled == ["nak 2"]
+    assert workers.taking
+    await workers.drain(grace=1)
+
+
+async def test_stopping_while_postgres_is_unreachable_does_not_wait_for_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def database_down(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
+        raise OSError("no route to PostgreSQL")
+
+    async def never() -> None:
+        raise OSError("still away")
+
+    monkeypatch.setattr(workers_module, "process_request", database_down)
+    workers = VariantWorkers(_pipeline(), concurrency=1, database_probe=never, probe_interval=0.01)
+    admitting = asyncio.ensure_future(workers.admit(_Delivery(1)))
+    await asyncio.sleep(0.05)
+    assert not admitting.done()
+
+    await workers.drain(grace=1)
+    await asyncio.wait_for(admitting, 1)

@@ -1,0 +1,284 @@
+"""The run's results: the targets judged, the table printed, the JSON written."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import platform
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import psutil
+
+if TYPE_CHECKING:
+    from bench.apiload import ApiRun
+    from bench.floors import FloorRun
+    from bench.pipeline import PipelineRun
+
+__all__ = ["Results", "Target", "machine", "print_table", "targets", "write_json"]
+
+MEMORY_LIMIT_MB = 200.0
+_MB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Results:
+    machine: dict[str, Any]
+    command: str
+    seconds: float
+    api: ApiRun
+    pipeline: PipelineRun
+    pipeline_two: PipelineRun
+    db_floor: FloorRun
+    nats_floor: FloorRun
+    memory: dict[str, int]
+    servers_memory: dict[str, int]
+    # Cores used per phase, by process (see bench.stack.CpuMeter).
+    cpu: dict[str, dict[str, float]]
+    # Cores busy before the run with nothing of the bench running: other work on the machine.
+    background_cores: float
+    # The disk's fdatasync latency before and after the run (bench.stack.fsync_probe).
+    disk_fsync: dict[str, dict[str, float]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    name: str
+    value: float
+    goal: str
+    met: bool
+
+
+def _cpu_model() -> str:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return platform.processor() or "unknown"
+    found = re.search(r"^model name\s*:\s*(.+)$", text, re.MULTILINE)
+    return found.group(1).strip() if found else "unknown"
+
+
+def machine(*, durable: bool) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": _cpu_model(),
+        "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
+        "python": platform.python_version(),
+        "postgres_durable": durable,
+    }
+
+
+def _ratio(value: float, floor: float) -> float:
+    return value / floor if floor else 0.0
+
+
+def targets(results: Results) -> list[Target]:
+    api, pipe = results.api, results.pipeline
+    half = api.post_half_load.latency
+    spread = half.p99 / half.p50 if half.p50 else 0.0
+    found = [
+        Target(
+            "end-to-end orders/s vs asyncpg floor",
+            _ratio(pipe.per_second, results.db_floor.per_second),
+            ">= 50%",
+            pipe.per_second >= 0.5 * results.db_floor.per_second,
+        ),
+        Target(
+            "POST /v1/orders vs asyncpg",
+            _ratio(api.post.per_second, api.post_floor.per_second),
+            ">= 50%",
+            api.post.per_second >= 0.5 * api.post_floor.per_second,
+        ),
+        Target(
+            "GET /v1/orders/{id} vs asyncpg",
+            _ratio(api.get.per_second, api.get_floor.per_second),
+            ">= 50%",
+            api.get.per_second >= 0.5 * api.get_floor.per_second,
+        ),
+        Target("POST p99/p50 at half peak", spread, "<= 5x", 0 < spread <= 5.0),
+    ]
+    found += [
+        Target(f"{name} peak RSS (MB)", rss / _MB, "< 200 MB", rss / _MB < MEMORY_LIMIT_MB)
+        for name, rss in sorted(results.memory.items())
+    ]
+    return found
+
+
+def _row(label: str, serenade: str = "", floor: str = "", ratio: str = "", goal: str = "") -> str:
+    return f"  {label:<44}{serenade:>16}{floor:>18}{ratio:>8}  {goal}"
+
+
+def _verdict(met: bool) -> str:
+    return "met" if met else "MISSED"
+
+
+def print_table(results: Results) -> None:
+    api, one, two = results.api, results.pipeline, results.pipeline_two
+    m = results.machine
+    judged = {target.name: target for target in targets(results)}
+    print()
+    print(
+        f"serenade benchmark: {m['cpus']} CPUs ({m['cpu_model']}), {m['ram_gib']} GiB RAM, "
+        f"PostgreSQL {'durable (fsync on)' if m['postgres_durable'] else 'NOT durable'}, "
+        f"Python {m['python']}, {results.seconds:.0f} s"
+    )
+    print(f"command: {results.command}")
+    print(
+        f"other load on the machine before the run: {results.background_cores:.2f} cores busy"
+        + (
+            "  (figures disturbed: run again on a quiet machine)"
+            if results.background_cores > 0.3
+            else ""
+        )
+    )
+    for when, probe in results.disk_fsync.items():
+        print(
+            f"disk fdatasync {when} the run: p50 {probe['p50_ms']:.2f} ms, p99 "
+            f"{probe['p99_ms']:.2f} ms, max {probe['max_ms']:.1f} ms ({probe['per_second']:.0f}/s)"
+        )
+    print(_row("", "serenade", "floor", "ratio", "target"))
+    print(
+        f"Pipeline: {one.orders} orders x 3 variants, {one.concurrency} HTTP clients, "
+        "1 generator, instant provider"
+    )
+    e2e = judged["end-to-end orders/s vs asyncpg floor"]
+    print(
+        _row(
+            "end-to-end orders/s (vs asyncpg floor)",
+            f"{one.per_second:.1f}",
+            f"{results.db_floor.per_second:.1f}",
+            f"{e2e.value:.0%}",
+            f">= 50% {_verdict(e2e.met)}",
+        )
+    )
+    print(
+        _row(
+            "end-to-end orders/s (vs nats-py floor)",
+            f"{one.per_second:.1f}",
+            f"{results.nats_floor.per_second:.1f}",
+            f"{_ratio(one.per_second, results.nats_floor.per_second):.0%}",
+        )
+    )
+    print(_row("POST latency p50 / p99 (ms)", f"{one.post.p50:.1f} / {one.post.p99:.1f}"))
+    print(
+        _row(
+            "POST -> orders.completed p50 / p99 (ms)",
+            f"{one.completion.p50:.0f} / {one.completion.p99:.0f}",
+        )
+    )
+    if one.failed or two.failed:
+        print(_row("orders that did not complete", f"{one.failed} / {two.failed}"))
+    print("Scale-out: the same pipeline with two generator processes")
+    print(
+        _row(
+            "orders/s, 1 generator -> 2 generators",
+            f"{one.per_second:.1f} -> {two.per_second:.1f}",
+            "",
+            f"x{_ratio(two.per_second, one.per_second):.2f}",
+        )
+    )
+    print(
+        _row(
+            "POST -> completed p50 / p99 (ms), 2 gen.",
+            f"{two.completion.p50:.0f} / {two.completion.p99:.0f}",
+        )
+    )
+    print(f"API alone: {api.post.concurrency} clients (raw keep-alive HTTP), closed loop")
+    print(_row("GET /health req/s (HTTP ceiling)", f"{api.health.per_second:.0f}"))
+    for label, served, floor, name in (
+        ("POST /v1/orders req/s", api.post, api.post_floor, "POST /v1/orders vs asyncpg"),
+        ("GET /v1/orders/{id} req/s", api.get, api.get_floor, "GET /v1/orders/{id} vs asyncpg"),
+    ):
+        target = judged[name]
+        print(
+            _row(
+                label,
+                f"{served.per_second:.0f}",
+                f"{floor.per_second:.0f}",
+                f"{target.value:.0%}",
+                f">= 50% {_verdict(target.met)}",
+            )
+        )
+        print(
+            _row(
+                "  latency p50 / p99 (ms)",
+                f"{served.latency.p50:.1f} / {served.latency.p99:.1f}",
+                f"{floor.latency.p50:.1f} / {floor.latency.p99:.1f}",
+            )
+        )
+    spread = judged["POST p99/p50 at half peak"]
+    half = api.post_half_load.latency
+    print(
+        _row(
+            f"POST at half peak ({api.half_load_rate:.0f}/s) p50 / p99",
+            f"{half.p50:.1f} / {half.p99:.1f}",
+            "",
+            f"{spread.value:.1f}x",
+            f"<= 5x {_verdict(spread.met)}",
+        )
+    )
+    print("Memory: peak RSS during the run")
+    for name, rss in sorted(results.memory.items()):
+        target = judged[f"{name} peak RSS (MB)"]
+        print(_row(name, f"{rss / _MB:.0f} MB", "", "", f"< 200 MB {_verdict(target.met)}"))
+    _print_cpu(results.cpu)
+    errors = {
+        "health": api.health,
+        "post": api.post,
+        "post floor": api.post_floor,
+        "get": api.get,
+        "get floor": api.get_floor,
+        "post at half peak": api.post_half_load,
+    }
+    for name, run in errors.items():
+        if run.errors:
+            print(f"  ! {name}: {run.errors} errors, first: {run.first_error}")
+
+
+def _print_cpu(phases: dict[str, dict[str, float]]) -> None:
+    """Cores used during each phase, by process: where the time goes."""
+    names = sorted({name for usage in phases.values() for name in usage}, key=_cpu_column)
+    print("CPU: cores used during each phase (2 = both cores busy)")
+    print(f"  {'':<28}" + "".join(f"{_short(name):>12}" for name in names))
+    for phase, usage in phases.items():
+        cells = "".join(f"{usage.get(name, 0.0):>12.2f}" for name in names)
+        print(f"  {phase:<28}{cells}")
+
+
+def _cpu_column(name: str) -> tuple[int, str]:
+    order = ["api", "generator-1", "generator-2", "deadletter", "nats-server", "bench client"]
+    return (order.index(name) if name in order else len(order), name)
+
+
+def _short(name: str) -> str:
+    return {
+        "postgres and the rest": "pg+rest",
+        "bench client": "client",
+        "nats-server": "nats",
+        "generator-1": "gen-1",
+        "generator-2": "gen-2",
+    }.get(name, name)
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        out = {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        per_second = getattr(value, "per_second", None)
+        if isinstance(per_second, float):
+            out["per_second"] = per_second
+        return out
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    return value
+
+
+def write_json(results: Results, path: Path) -> None:
+    document = _plain(results)
+    document["memory_mb"] = {name: round(rss / _MB, 1) for name, rss in results.memory.items()}
+    document["targets"] = [_plain(target) for target in targets(results)]
+    path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")

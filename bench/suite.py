@@ -1,0 +1,190 @@
+"""The suite: servers, services, every measurement in one run, then the table, the JSON and the
+chart.
+
+    .venv/bin/python -m bench [--orders 1000] [--concurrency 16] [--duration 8] [--no-durable]
+
+Order of the run (each step on the same servers):
+1. the API alone (generator and dead-letter service not started yet): /health, POST and GET
+   with their database floors, POST at half its peak rate;
+2. its requests are published and purged, the generator and dead-letter service start;
+3. the pipeline with one generator, its database floor, its NATS floor;
+4. a second generator, the pipeline again.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import asyncpg
+import nats
+
+from bench.apiload import measure_api, warm_up
+from bench.chart import draw_chart
+from bench.floors import nats_pipeline_floor, pipeline_db_floor
+from bench.pipeline import run_pipeline
+from bench.report import Results, machine, print_table, write_json
+from bench.stack import JWT_SECRET, CpuMeter, MemoryWatch, Stack, fsync_probe, start_servers
+from bench.workload import make_users
+from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+__all__ = ["main"]
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="serenade next to its floors, in one run on embedded servers started here",
+    )
+    parser.add_argument("--orders", type=int, default=1000, help="orders per pipeline run")
+    parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    parser.add_argument(
+        "--duration", type=float, default=8.0, help="seconds of each API measurement"
+    )
+    parser.add_argument(
+        "--generator-concurrency", type=int, default=8, help="variants per generator process"
+    )
+    parser.add_argument(
+        "--no-durable",
+        dest="durable",
+        action="store_false",
+        help="PostgreSQL without fsync and synchronous commit (faster, not honest)",
+    )
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for latest.json/png")
+    return parser.parse_args(argv)
+
+
+async def _drain_and_purge(dsn: str, nats_url: str) -> None:
+    """Wait until the outbox is published, then drop the API phase's generation requests: the
+    pipeline starts with an empty queue."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        deadline = time.monotonic() + 120
+        while await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the outbox did not drain")
+            await asyncio.sleep(0.2)
+    finally:
+        await conn.close()
+    nc = await nats.connect(nats_url)
+    try:
+        await nc.jetstream().purge_stream(STREAM_NAME, subject=SUBJECT_VARIANT_REQUESTED)
+    finally:
+        await nc.close()
+
+
+async def _run(args: argparse.Namespace, folder: Path) -> Results:
+    background = CpuMeter.background()
+    disk_before = fsync_probe(folder)
+    servers = await start_servers(folder, durable=args.durable)
+    stack = Stack(servers, folder, generator_concurrency=args.generator_concurrency)
+    users = make_users(JWT_SECRET, args.concurrency)
+    memory, cpu = MemoryWatch(), CpuMeter()
+
+    def watch(name: str, pid: int) -> None:
+        memory.watch(name, pid)
+        cpu.watch(name, pid)
+
+    started = time.monotonic()
+    try:
+        with memory.running():
+            watch("nats-server", servers.nats.pid or 0)
+            watch("api", (await stack.start_api()).pid)
+            _say("API up; warming it up")
+            await warm_up(stack.api_url, users, concurrency=args.concurrency)
+            _say("the API alone")
+            api = await measure_api(
+                stack.api_url,
+                servers.dsn,
+                users,
+                concurrency=args.concurrency,
+                duration=args.duration,
+                meter=cpu,
+            )
+            await _drain_and_purge(servers.dsn, servers.nats_url)
+            watch("generator-1", (await stack.start_generator()).pid)
+            watch("deadletter", (await stack.start_deadletter()).pid)
+            _say("pipeline warm-up")
+            pipeline_options = {"orders": args.orders, "concurrency": args.concurrency}
+            await run_pipeline(
+                stack.api_url,
+                servers.nats_url,
+                users,
+                orders=max(50, args.orders // 10),
+                concurrency=args.concurrency,
+                generators=1,
+            )
+            _say("pipeline, one generator")
+            with cpu.phase("pipeline, 1 generator"):
+                one = await run_pipeline(
+                    stack.api_url, servers.nats_url, users, generators=1, **pipeline_options
+                )
+            _say("pipeline floors")
+            with cpu.phase("pipeline floor (asyncpg)"):
+                db_floor = await pipeline_db_floor(servers.dsn, users, **pipeline_options)
+            with cpu.phase("pipeline floor (nats-py)"):
+                nats_floor = await nats_pipeline_floor(servers.nats_url, **pipeline_options)
+            watch("generator-2", (await stack.start_generator()).pid)
+            _say("pipeline, two generators")
+            with cpu.phase("pipeline, 2 generators"):
+                two = await run_pipeline(
+                    stack.api_url, servers.nats_url, users, generators=2, **pipeline_options
+                )
+    finally:
+        stack.stop()
+        servers.stop()
+    disk = {"before": disk_before, "after": fsync_probe(folder)}
+    return Results(
+        machine=machine(durable=args.durable),
+        command=" ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]),
+        seconds=time.monotonic() - started,
+        api=api,
+        pipeline=one,
+        pipeline_two=two,
+        db_floor=db_floor,
+        nats_floor=nats_floor,
+        memory={name: rss for name, rss in memory.peaks.items() if name != "nats-server"},
+        servers_memory={name: rss for name, rss in memory.peaks.items() if name == "nats-server"},
+        cpu=cpu.phases,
+        background_cores=background,
+        disk_fsync=disk,
+    )
+
+
+def _say(text: str) -> None:
+    print(f"-- {text}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _arguments(argv)
+    with tempfile.TemporaryDirectory(prefix="serenade-bench-") as folder:
+        results = _event_loop_run(_run(args, Path(folder)))
+    print_table(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_json(results, args.out / "latest.json")
+    draw_chart(results, args.out / "latest.png")
+    print(f"\nwrote {args.out / 'latest.json'} and {args.out / 'latest.png'}")
+    print(f"python {platform.python_version()}, {time.strftime('%Y-%m-%d %H:%M:%S')}")
+    return 0
+
+
+def _event_loop_run(work: Coroutine[Any, Any, Results]) -> Results:
+    """On uvloop when it is installed (a cheaper load generator), else on asyncio's loop."""
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        return asyncio.run(work)
+    result: Results = uvloop.run(work)
+    return result
