@@ -191,6 +191,9 @@ def _summary(settings: Settings, secret: str) -> str:
             "    -H 'Content-Type: application/json' \\",
             f"    -d '{body}'",
             "",
+            "Each variant in the answer has a share_token: once it is complete, its song plays at",
+            f"  {base}/s/<share_token>",
+            "",
             "Ctrl-C stops everything.",
             "",
         ]

@@ -7,6 +7,7 @@ It starts, prints the summary; the order made with the printed command completes
 from __future__ import annotations
 
 import asyncio
+import html
 import os
 import queue
 import re
@@ -98,7 +99,7 @@ def _leftovers(folder: Path) -> list[str]:
 
 def _printed_command(summary: str) -> str:
     start = summary.index("curl ")
-    end = summary.index(_SUMMARY_END)
+    end = summary.index("Each variant in the answer has a share_token")
     return summary[start:end].strip()
 
 
@@ -134,6 +135,14 @@ async def test_dev_stack_starts_serves_an_order_stops_clean_and_keeps_data(tmp_p
         storage = tmp_path / ".serenade" / "storage"
         files = sorted(path.name for path in storage.rglob("variant-*"))
         assert files == ["variant-1.mp3", "variant-2.mp3", "variant-3.mp3"]
+        # The share page the summary points at plays the finished song.
+        assert f"http://127.0.0.1:{port}/s/<share_token>" in summary
+        variant = done["variants"][0]
+        async with httpx.AsyncClient(timeout=10) as client:
+            page = await client.get(f"http://127.0.0.1:{port}/s/{variant['share_token']}")
+        assert page.status_code == 200
+        assert "<audio" in page.text
+        assert html.escape(variant["title"]) in page.text
     finally:
         code = await asyncio.to_thread(stack.interrupt)
     assert code == 0
