@@ -13,7 +13,9 @@
 from __future__ import annotations
 
 import copy
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
@@ -35,20 +37,42 @@ from shared.events import (
     VariantRequested,
     VariantStatusChanged,
 )
+from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from pydantic_core import core_schema
 
 __all__ = [
     "CONTRACT_SUBJECTS",
+    "DOCUMENT_SETTINGS",
     "EVENT_MODELS",
     "ContractSubject",
     "complete_asyncapi",
     "events_json_schema",
     "render_json",
+    "write_document",
 ]
+
+# Placeholders for building a service's app only to describe it: building connects to nothing;
+# the documents name this NATS server.
+DOCUMENT_SETTINGS: Final = Settings(
+    nats_url="nats://localhost:4222",
+    database_url="postgresql://localhost:5432/serenade",
+    jwt_secret="not-a-secret-only-for-documents",  # noqa: S106 - never used to sign anything
+)
+
+
+def write_document(render: Callable[[], bytes], argv: list[str], *, program: str) -> int:
+    """The ``python -m services.<service>.asyncapi PATH`` command: write ``render()`` to PATH."""
+    if len(argv) != 1:
+        sys.stderr.write(f"usage: python -m {program} PATH\n")
+        return 2
+    path = Path(argv[0])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(render())
+    return 0
 
 
 @dataclass(frozen=True, slots=True)

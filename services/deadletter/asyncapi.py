@@ -1,24 +1,16 @@
 """``python -m services.deadletter.asyncapi PATH``: write the dead-letter service's AsyncAPI
-document (``make docs`` writes docs/asyncapi/deadletter.json). The running service serves the
-same document at ``/asyncapi.json`` on its metrics port."""
+document (``make docs`` writes
+docs/asyncapi/deadletter.json). The running service serves the same document at ``/asyncapi.json``
+on its metrics port."""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
 from services.deadletter.app import asyncapi_document, build_app
-from shared.contract_docs import render_json
-from shared.settings import Settings
+from shared.contract_docs import DOCUMENT_SETTINGS, render_json, write_document
 
-__all__ = ["DOCUMENT_SETTINGS", "main", "render"]
-
-# Placeholders: building the app connects to nothing; the document names this NATS server.
-DOCUMENT_SETTINGS = Settings(
-    nats_url="nats://localhost:4222",
-    database_url="postgresql://localhost:5432/serenade",
-    jwt_secret="not-a-secret-only-for-documents",  # noqa: S106 - never used to sign anything
-)
+__all__ = ["main", "render"]
 
 
 def render() -> bytes:
@@ -27,14 +19,9 @@ def render() -> bytes:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        sys.stderr.write("usage: python -m services.deadletter.asyncapi PATH\n")
-        return 2
-    path = Path(args[0])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(render())
-    return 0
+    return write_document(
+        render, sys.argv[1:] if argv is None else argv, program="services.deadletter.asyncapi"
+    )
 
 
 if __name__ == "__main__":
