@@ -26,26 +26,54 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from nats.js import JetStreamContext
+    from nats.js.api import PubAck
 
     from shared.events import Event
 
-__all__ = ["OUTBOX_CHANNEL", "OutboxRelay", "enqueue", "unpublished_count"]
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "OUTBOX_CHANNEL",
+    "EventTooLargeError",
+    "OutboxRelay",
+    "enqueue",
+    "unpublished_count",
+]
 
 OUTBOX_CHANNEL = "serenade_outbox"
+# The largest event the outbox takes, as JSON. NATS refuses a message over its max_payload (1 MB
+# unless configured lower): the relay, publishing in order, would stop at such an event for
+# ever and hold back every event after it, from every service. Refused here, it fails only the
+# transaction that wrote it.
+MAX_EVENT_BYTES = 512 * 1024
 _LEADER_LOCK = 0x5E4E_0B0C
 _log = logging.getLogger(__name__)
 
 
+class EventTooLargeError(ValueError):
+    """An event larger than ``MAX_EVENT_BYTES``: it could never be published."""
+
+
 async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
-    """Write ``events`` to the outbox in the caller's transaction (which must be service_role)."""
+    """Write ``events`` to the outbox in the caller's transaction (which must be service_role).
+    EventTooLargeError (and nothing written) when one is larger than ``MAX_EVENT_BYTES``."""
     if not events:
         return
-    await conn.executemany(
-        "INSERT INTO outbox (event_id, subject, payload, headers) VALUES ($1, $2, $3, $4)",
-        [
-            (event.event_id, event.subject, event.model_dump(mode="json"), event.headers())
-            for event in events
-        ],
+    for event in events:
+        size = len(event.model_dump_json().encode())
+        if size > MAX_EVENT_BYTES:
+            raise EventTooLargeError(
+                f"{event.subject} event {event.event_id} is {size} bytes as JSON;"
+                f" the outbox takes at most {MAX_EVENT_BYTES}"
+            )
+    # One statement whatever the count (one round trip, one trigger); rows keep their order.
+    await conn.execute(
+        "INSERT INTO outbox (event_id, subject, payload, headers)"
+        " SELECT e, s, p, h FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[])"
+        " WITH ORDINALITY AS t (e, s, p, h, n) ORDER BY n",
+        [event.event_id for event in events],
+        [event.subject for event in events],
+        [event.model_dump(mode="json") for event in events],
+        [event.headers() for event in events],
     )
 
 
@@ -75,6 +103,8 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        # Published, not yet marked: marked in the transaction that reads the next batch.
+        self._unmarked: list[int] = []
         self.is_leader = False
         self.published_total = 0
 
@@ -114,12 +144,13 @@ class OutboxRelay:
             while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _LEADER_LOCK):  # noqa: ASYNC110
                 await asyncio.sleep(self._poll_interval)
             self.is_leader = True
+            self._unmarked = []  # a new leader reads them again (JetStream drops the copies)
             await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             while True:
-                sent = await self.publish_pending(conn)
-                if sent >= self._batch_size:
-                    continue  # more are waiting: no pause between full batches
+                # Cleared before the pass: a commit during it asks for the next one at once.
                 self._wake.clear()
+                if await self.publish_pending(conn):
+                    continue  # mark them and read on, with no pause: more may be waiting
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
                 if conn.is_closed():
@@ -132,39 +163,92 @@ class OutboxRelay:
         self._wake.set()
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
-        """Publish one batch of unpublished events in order; return how many went out."""
+        """Mark what the last pass published and read the next batch (one statement, one
+        transaction), then publish that batch in order; return how many went out."""
+        marking = self._unmarked
         async with transaction(conn, Caller.service()):
             rows = await conn.fetch(
-                "SELECT id, subject, payload, headers FROM outbox"
-                " WHERE published_at IS NULL ORDER BY id LIMIT $1",
+                "WITH marked AS (UPDATE outbox SET published_at = now()"
+                " WHERE id = ANY($1::bigint[]) AND published_at IS NULL)"
+                " SELECT id, subject, payload, headers FROM outbox"
+                " WHERE published_at IS NULL AND NOT id = ANY($1::bigint[]) ORDER BY id LIMIT $2",
+                marking,
                 self._batch_size,
             )
+        self._unmarked = []
         if not rows:
             return 0
         published = await self._publish(rows)
-        if published:
-            async with transaction(conn, Caller.service()):
-                await conn.execute(
-                    "UPDATE outbox SET published_at = now() WHERE id = ANY($1::bigint[])",
-                    published,
-                )
-            self.published_total += len(published)
+        self._unmarked = published
+        self.published_total += len(published)
         return len(published)
 
     async def _publish(self, rows: Sequence[asyncpg.Record]) -> list[int]:
-        """Publish in order, stopping at the first failure so that order is kept."""
+        """Publish in order, stopping at the first failure so that order is kept.
+
+        Pipelined: a wave of rows is sent back to back on the one connection, then its acks are
+        awaited together (awaiting each ack before the next send held the relay to one event
+        per round trip). A wave never holds two events of the same variant (or, for order-level
+        events, of the same order), so those stay strictly ordered even when a wave fails
+        halfway; the rows after a failure are sent again later and JetStream drops any copy it
+        already stored by its Nats-Msg-Id.
+        """
         published: list[int] = []
-        for row in rows:
-            payload = orjson.dumps(row["payload"])
-            try:
-                await self._js.publish(
-                    row["subject"],
-                    payload,
-                    headers=dict(row["headers"]),
-                    timeout=self._publish_timeout,
-                )
-            except (NatsError, TimeoutError) as error:
-                _log.warning("outbox relay cannot publish (%s); will retry", error)
+        for wave in _waves(rows):
+            acked = await self._publish_wave(wave)
+            published += acked
+            if len(acked) < len(wave):
                 break
-            published.append(row["id"])
         return published
+
+    async def _publish_wave(self, rows: Sequence[asyncpg.Record]) -> list[int]:
+        """Send ``rows`` in order, then wait for their acks; the ids acked before the first
+        failure."""
+        acks: list[asyncio.Future[PubAck]] = []
+        failure: BaseException | None = None
+        try:
+            for row in rows:
+                acks.append(
+                    await self._js.publish_async(
+                        row["subject"], orjson.dumps(row["payload"]), headers=dict(row["headers"])
+                    )
+                )
+        except (NatsError, TimeoutError) as error:
+            failure = error
+        if acks:
+            await asyncio.wait(acks, timeout=self._publish_timeout)
+        published: list[int] = []
+        for row, ack in zip(rows, acks, strict=False):
+            problem: BaseException | None
+            if not ack.done():
+                ack.cancel()  # frees its slot in the client; it is sent again next pass
+                problem = TimeoutError("no ack in time")
+            elif ack.cancelled():
+                problem = TimeoutError("the ack was cancelled")
+            else:
+                problem = ack.exception()  # also marks every failed ack as seen
+            failure = failure or problem
+            if failure is None:
+                published.append(row["id"])
+        if failure is not None:
+            _log.warning("outbox relay cannot publish (%s); will retry", failure)
+        return published
+
+
+def _waves(rows: Sequence[asyncpg.Record]) -> list[list[asyncpg.Record]]:
+    """``rows`` cut, in order, into runs in which no ordering key repeats (the variant an event
+    is about, else its order, else nothing: the row is unordered with respect to the others)."""
+    waves: list[list[asyncpg.Record]] = [[]]
+    keys: set[object] = set()
+    for row in rows:
+        payload = row["payload"]
+        key = None
+        if isinstance(payload, dict):
+            key = payload.get("variant_id") or payload.get("order_id")
+        if key is not None and key in keys:
+            waves.append([])
+            keys.clear()
+        if key is not None:
+            keys.add(key)
+        waves[-1].append(row)
+    return [wave for wave in waves if wave]

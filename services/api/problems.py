@@ -151,7 +151,17 @@ def _on_validation(
     return problem_response(request, error.status_code, detail, errors=errors or None)
 
 
+# Litestar's words (an InternalServerException) for a client that hung up before its body was
+# in: the client's doing, not a server error; nobody is left to read the answer.
+_CLIENT_WENT_AWAY = "client disconnected prematurely"
+
+
 def _on_http(request: Request[Any, Any, Any], error: HTTPException) -> Response[dict[str, Any]]:
+    if error.status_code >= 500 and error.detail == _CLIENT_WENT_AWAY:
+        _log.info("the client went away before its request was complete")
+        return problem_response(
+            request, HTTPStatus.BAD_REQUEST, "the client went away before its request was complete"
+        )
     if error.status_code >= 500:
         _log.error("request failed: %s", error, exc_info=error)
     detail = str(error.detail)

@@ -14,10 +14,15 @@ if TYPE_CHECKING:
 
 __all__ = ["insert_failure", "original_event_recorded"]
 
+# A row about a variant that is complete already (an advisory that came after the variant's
+# last delivery completed it, or a forged one) is born resolved: completion resolves the open
+# rows, and this one would otherwise stay open for ever, its replay refused.
 _INSERT = """
 INSERT INTO failed_jobs (subject, service, event_data, event_text, error_type, error, attempts,
-                         message_id, correlation_id, variant_id)
-VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
+                         message_id, correlation_id, variant_id, resolved_at)
+VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+        CASE WHEN EXISTS (SELECT 1 FROM song_variants WHERE id = $10 AND status = 'complete')
+             THEN now() END)
 ON CONFLICT (message_id) DO NOTHING
 RETURNING id
 """

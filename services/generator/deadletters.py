@@ -4,6 +4,11 @@ outbox once per failed message.
 An envelope's event id, hence its ``Nats-Msg-Id``, is derived from the message it gives up on, so
 a redelivery of that message (after a crash between commit and ack) never makes a second one: the
 outbox already holds the id, and JetStream and the dead-letter table would drop it anyway.
+
+Whatever a message holds, its envelope can be written and sent: NUL characters (which
+PostgreSQL's text and jsonb refuse) are written as ``\\u0000``, and a message too large to
+travel inside an envelope (it may be as large as NATS allows, the envelope must be smaller) is
+kept as its first characters and a note of where the stream holds it whole.
 """
 
 from __future__ import annotations
@@ -23,15 +28,23 @@ if TYPE_CHECKING:
     from .delivery import Delivery, Position
 
 __all__ = [
+    "MAX_ORIGINAL_BYTES",
     "SERVICE",
     "GeneratorDeadLettered",
     "envelope_for",
     "envelope_id",
     "original_event",
+    "storable",
     "write_once",
 ]
 
 SERVICE = "generator"
+# A message up to this size travels whole in its envelope; a larger one is cut.
+MAX_ORIGINAL_BYTES = 64 * 1024
+# What is kept of a larger one (bytes of its start), and of an error message (characters).
+_KEPT_BYTES = 16 * 1024
+_MAX_ERROR_CHARS = 2000
+_NUL = "\x00"
 # Namespace of the generator's derived event ids (uuid5), fixed forever.
 _NAMESPACE = uuid.UUID("6f1d2c1e-8a57-4f37-9a34-7d3b1e0c9b52")
 
@@ -44,13 +57,35 @@ class GeneratorDeadLettered(DeadLettered):
     service: str = Field(default=SERVICE, description="The service that gave up: `generator`.")
 
 
+def storable(value: Any) -> Any:
+    """``value`` (parsed JSON) with every NUL character written as the six characters
+    ``\\u0000``: the outbox (jsonb) refuses NUL, and a refused envelope would leave its message
+    to be redelivered until the server gives up on it."""
+    if isinstance(value, str):
+        return value.replace(_NUL, "\\u0000") if _NUL in value else value
+    if isinstance(value, list):
+        return [storable(item) for item in value]
+    if isinstance(value, dict):
+        return {storable(key): storable(item) for key, item in value.items()}
+    return value
+
+
 def original_event(data: bytes) -> Any:
     """The original as JSON when it parses, else its raw text (bytes that are not UTF-8 are
-    kept as escapes, so nothing is lost)."""
+    kept as escapes, so nothing is lost); NULs escaped (``storable``)."""
     try:
-        return orjson.loads(data)
+        return storable(orjson.loads(data))
     except orjson.JSONDecodeError:
-        return data.decode("utf-8", errors="backslashreplace")
+        return storable(data.decode("utf-8", errors="backslashreplace"))
+
+
+def _cut(data: bytes, position: Position | None) -> str:
+    """The start of a message too large for an envelope, and where it is kept whole."""
+    head = storable(data[:_KEPT_BYTES].decode("utf-8", errors="backslashreplace"))
+    where = (
+        f"; whole in stream {position.stream} at sequence {position.sequence}" if position else ""
+    )
+    return f"{head}... [cut: {len(data)} bytes in all{where}]"
 
 
 def envelope_id(*, event_id: uuid.UUID | None, position: Position | None) -> uuid.UUID:
@@ -79,18 +114,21 @@ def envelope_for(
     attempts: int | None = None,
 ) -> GeneratorDeadLettered:
     """The envelope giving up on ``delivery`` (the event ``event_id``, when it was one).
-    ``attempts`` defaults to the deliveries made."""
+    ``attempts`` defaults to the deliveries made. A message larger than ``MAX_ORIGINAL_BYTES``
+    travels as its start (``original`` is then not used); every text is made storable."""
     position = delivery.position
     if attempts is None:
         attempts = position.delivered if position else 1
+    if len(delivery.data) > MAX_ORIGINAL_BYTES:
+        original = _cut(delivery.data, position)
     return GeneratorDeadLettered(
         event_id=envelope_id(event_id=event_id, position=position),
-        original_subject=delivery.subject,
-        original_event=original,
-        error_type=error_type,
-        error=error,
+        original_subject=storable(delivery.subject),
+        original_event=storable(original),
+        error_type=storable(error_type),
+        error=storable(error[:_MAX_ERROR_CHARS]),
         attempts=attempts,
-        correlation_id=correlation_id,
+        correlation_id=storable(correlation_id),
     )
 
 

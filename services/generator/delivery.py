@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Protocol
 
 from shared.events import CORRELATION_HEADER
 
+from .parsing import clean_correlation_id
+
 if TYPE_CHECKING:
     from faststream.nats.message import NatsMessage
 
@@ -73,7 +75,7 @@ class NatsDelivery:
     @property
     def correlation_id(self) -> str | None:
         headers = self._message.raw_message.headers or {}
-        return headers.get(CORRELATION_HEADER) or None
+        return clean_correlation_id(headers.get(CORRELATION_HEADER))
 
     @property
     def position(self) -> Position | None:

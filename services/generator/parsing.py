@@ -1,5 +1,8 @@
 """Reading a ``serenade.variants.requested`` message: a ``VariantRequested`` or the reason it is
-poison (then dead-lettered at once with its raw text)."""
+poison (then dead-lettered at once with its raw text).
+
+A correlation id only tags log lines and events, so one that is not fit to pass on (a NUL, which
+PostgreSQL cannot store; a length no request ever has) is made harmless, not refused."""
 
 from __future__ import annotations
 
@@ -11,11 +14,13 @@ from pydantic import ValidationError
 
 from shared.events import VariantRequested
 
-from .deadletters import original_event
+from .deadletters import original_event, storable
 
-__all__ = ["Poison", "parse_request"]
+__all__ = ["Poison", "clean_correlation_id", "parse_request"]
 
 _MAX_REPORTED_ERRORS = 5
+# The API accepts correlation ids of up to 128 characters.
+_MAX_CORRELATION_CHARS = 128
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,11 +38,23 @@ def parse_request(data: bytes) -> VariantRequested | Poison:
     except orjson.JSONDecodeError as error:
         return Poison("InvalidJSON", f"the message is not JSON: {error}", original_event(data))
     try:
-        return VariantRequested.model_validate(payload)
+        request = VariantRequested.model_validate(payload)
     except ValidationError as error:
         return Poison(
             "InvalidEvent", f"not a valid variants.requested event: {_summary(error)}", payload
         )
+    cleaned = clean_correlation_id(request.correlation_id)
+    if cleaned != request.correlation_id:
+        request = request.model_copy(update={"correlation_id": cleaned})
+    return request
+
+
+def clean_correlation_id(value: str | None) -> str | None:
+    """``value`` fit to pass on: NULs escaped, at most 128 characters; None when empty."""
+    if not value:
+        return None
+    cleaned: str = storable(value)
+    return cleaned[:_MAX_CORRELATION_CHARS]
 
 
 def _summary(error: ValidationError) -> str:
