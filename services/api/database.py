@@ -30,6 +30,17 @@ class Database:
             conn = await self.pool.acquire()
         try:
             async with transaction(conn, caller):
-                yield conn
+                try:
+                    yield conn
+                except (TimeoutError, asyncio.CancelledError):
+                    # PostgreSQL did not answer in time (frozen, or its packets lost): it will
+                    # not answer the ROLLBACK either, and waiting for that too doubled the wait
+                    # before the 503. Drop the connection at once; the server ends the
+                    # transaction when it notices, and the pool opens a new connection.
+                    conn.terminate()
+                    raise
+        except (TimeoutError, asyncio.CancelledError):
+            conn.terminate()  # also when BEGIN itself timed out
+            raise
         finally:
             await self.pool.release(conn)

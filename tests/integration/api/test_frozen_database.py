@@ -1,0 +1,77 @@
+"""A PostgreSQL that stops answering (frozen, or its packets lost: drill 5) costs a request one
+command timeout, not two: the transaction's ROLLBACK is not waited for on a server that did not
+answer the query, and the pool recovers once the server answers again."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING
+
+import pytest
+
+from services.api.database import Database
+from shared.db import Caller, connect, create_pool
+from shared.embedded import EmbeddedPostgres
+from shared.migrations import apply_migrations
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+    from pathlib import Path
+
+COMMAND_TIMEOUT = 1.0
+
+
+@pytest.fixture
+async def frozen(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedPostgres, Database]]:
+    """A database of its own, and the API's unit of work on it; frozen by the test."""
+    postgres = EmbeddedPostgres(tmp_path / "postgres", durable=False)
+    dsn = postgres.start()
+    conn = await connect(dsn)
+    await apply_migrations(conn)
+    await conn.close()
+    pool = await create_pool(dsn, min_size=2, max_size=2, command_timeout=COMMAND_TIMEOUT)
+    try:
+        yield postgres, Database(pool, lambda: None)
+    finally:
+        postgres.resume()
+        pool.terminate()
+        postgres.stop(mode="immediate")
+
+
+async def _select(db: Database) -> object:
+    async with db.run_as(Caller.anon()) as conn:
+        return await conn.fetchval("SELECT 1")
+
+
+async def test_a_frozen_database_costs_one_command_timeout_then_recovers(
+    frozen: tuple[EmbeddedPostgres, Database],
+) -> None:
+    postgres, db = frozen
+    assert await _select(db) == 1
+
+    postgres.pause()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await _select(db)
+    took = time.monotonic() - started
+    postgres.resume()
+
+    assert took < 1.5 * COMMAND_TIMEOUT  # was two: the query's, then the ROLLBACK's
+    assert await _select(db) == 1
+
+
+async def test_a_caller_giving_up_does_not_wait_for_the_rollback_either(
+    frozen: tuple[EmbeddedPostgres, Database],
+) -> None:
+    postgres, db = frozen
+    postgres.pause()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.3):  # as /ready bounds its probe
+            await _select(db)
+    took = time.monotonic() - started
+    postgres.resume()
+
+    assert took < 0.3 + 0.5 * COMMAND_TIMEOUT
+    assert await _select(db) == 1
