@@ -32,14 +32,20 @@ async def test_steady_load_keeps_memory_connections_and_latency_flat(
     duration = drills.soak_seconds or drills.pick(30.0, 1800.0)
     samples: list[tuple[float, int]] = []
     async with running_stack(tmp_path, StackOptions(provider_delay_ms=20)) as stack:
-        # The peak: as fast as eight clients can place orders, for a few seconds.
+        # The peak, end to end: orders placed as fast as eight clients can for a few seconds,
+        # over the time until every one is generated and announced. (The API alone accepts
+        # orders faster than one generator makes their variants: at half the API's rate the
+        # backlog would only grow.)
         probe = LoadDriver(stack.api_url, users=20, concurrency=8, seed=90).start()
         await asyncio.sleep(drills.pick(4.0, 30.0))  # the probe's length
         await probe.stop()
-        peak = len(probe.accepted) / probe.elapsed
-        settled, _, _ = await settle(stack, timeout=120)
+        settled, _, _ = await settle(stack, timeout=drills.pick(120, 600))
         assert settled, "the stack did not catch up after the peak probe"
+        peak = len(probe.accepted) / probe.elapsed
         rss_start = stack.rss()
+        # The pools' high-water mark, reached at the peak: pools grow on demand up to their
+        # maximum, and only a leak would take the count past it.
+        at_peak = await stack.connections()
         load = LoadDriver(stack.api_url, users=50, concurrency=8, rate=peak / 2, seed=91).start()
         every = duration / 10
         for _ in range(10):
@@ -59,6 +65,9 @@ async def test_steady_load_keeps_memory_connections_and_latency_flat(
     sampled_until = samples[-1][0]
     connections_first = max(count for at, count in samples if at <= sampled_until / 3 + every)
     connections_last = max(count for at, count in samples if at >= 2 * sampled_until / 3)
+    connections_before = max(
+        [at_peak, *(count for at, count in samples if at < 2 * sampled_until / 3)]
+    )
     report(
         "soak",
         {
@@ -78,6 +87,7 @@ async def test_steady_load_keeps_memory_connections_and_latency_flat(
     # Flat: a leak of a few KB per request would show as tens of MB over the run.
     for name, megabytes in grew.items():
         assert megabytes < max(30.0, rss_start[name] / _MB * 0.3), (name, grew)
-    assert connections_last <= connections_first + 2, samples
-    assert percentile(last, 0.5) <= 2 * percentile(first, 0.5) + 20, (first, last)
-    assert percentile(last, 0.99) <= 2 * percentile(first, 0.99) + 100
+    assert connections_last <= connections_before + 2, (at_peak, samples)
+    # Steady: a growing queue would show as seconds; a busy machine's noise as milliseconds.
+    assert percentile(last, 0.5) <= 2 * percentile(first, 0.5) + 50, (first, last)
+    assert percentile(last, 0.99) <= 3 * percentile(first, 0.99) + 250
