@@ -43,14 +43,14 @@ from shared.stream import ADVISORY_STREAM
 from tests.drills.streamscan import StreamMessage, read_stream
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Awaitable, Callable, Iterable
 
     import asyncpg
 
     from tests.drills.load import Accepted
     from tests.drills.stack import Stack
 
-__all__ = ["Verdict", "check_invariants", "processing_gap", "settle"]
+__all__ = ["Observation", "Verdict", "check_invariants", "observe", "processing_gap", "settle"]
 
 _FINAL = frozenset({"complete", "failed"})
 _PUBLISHED = frozenset({SUBJECT_ORDER_CREATED, SUBJECT_ORDER_COMPLETED, SUBJECT_VARIANT_STATUS})
@@ -100,47 +100,98 @@ class Verdict:
         return "\n".join(shown + ([f"... and {more} more"] if more > 0 else []))
 
 
-# --- settling ----------------------------------------------------------------------------------
-async def _consumer_backlog(stack: Stack) -> int:
+# --- settling ---------------------------------------------------------------------------------
+# Upstream of the outbox: what these consumers handle may write to it (a dead letter, a failed
+# variant's events). Downstream of it: the envelope consumer, which only stores rows.
+_UPSTREAM = ((STREAM_NAME, GENERATOR_DURABLE), (ADVISORY_STREAM, ADVISORY_DURABLE))
+_DOWNSTREAM = ((STREAM_NAME, ENVELOPE_DURABLE),)
+
+
+@dataclass(frozen=True)
+class Observation:
+    """One look at the stack: what is still to do, and marks that move whenever work does."""
+
+    unfinished: int
+    unsent: int
+    backlog: int
+    # The outbox's last id and each stream's last sequence: a handoff between two reads of one
+    # look (a commit, a publish) shows in the next look as a moved mark.
+    marks: tuple[int, ...]
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return self.unfinished, self.unsent, self.backlog
+
+    @property
+    def quiet(self) -> bool:
+        return self.counts == (0, 0, 0)
+
+
+async def _backlog(stack: Stack, consumers: Iterable[tuple[str, str]]) -> int:
     backlog = 0
-    for stream, consumer in (
-        (STREAM_NAME, GENERATOR_DURABLE),
-        (STREAM_NAME, ENVELOPE_DURABLE),
-        (ADVISORY_STREAM, ADVISORY_DURABLE),
-    ):
+    for stream, consumer in consumers:
         info = await stack.js.consumer_info(stream, consumer)
         backlog += (info.num_pending or 0) + (info.num_ack_pending or 0)
     return backlog
 
 
-async def _unsettled(stack: Stack) -> tuple[int, int, int]:
+async def observe(stack: Stack) -> Observation:
+    """Read the stack in the order work flows through it: the consumers that write to the outbox,
+    then the database, then the streams, then the consumer that reads what the outbox sends.
+
+    Work handed on between two reads is then still seen downstream (a generator commits its
+    dead letter before it acks, the relay publishes before it marks the row sent). Read the
+    other way round, a dead letter committed after the database was read and acknowledged
+    before the generator was, not yet published, was in none of the places looked at.
+    """
+    backlog = await _backlog(stack, _UPSTREAM)
     async with stack.admin() as conn:
         row = await conn.fetchrow(
             "SELECT (SELECT count(*) FROM song_variants WHERE status NOT IN ('complete', 'failed'))"
-            " AS unfinished, (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unsent"
+            " AS unfinished, (SELECT count(*) FROM outbox WHERE published_at IS NULL) AS unsent,"
+            " (SELECT coalesce(max(id), 0) FROM outbox) AS last_outbox_id"
         )
     assert row is not None
-    return int(row["unfinished"]), int(row["unsent"]), await _consumer_backlog(stack)
+    streams = [await stack.js.stream_info(name) for name in (STREAM_NAME, ADVISORY_STREAM)]
+    backlog += await _backlog(stack, _DOWNSTREAM)
+    return Observation(
+        unfinished=int(row["unfinished"]),
+        unsent=int(row["unsent"]),
+        backlog=backlog,
+        marks=(int(row["last_outbox_id"]), *(int(info.state.last_seq) for info in streams)),
+    )
 
 
-async def settle(stack: Stack, *, timeout: float) -> tuple[bool, float, tuple[int, int, int]]:
+async def settle(
+    stack: Stack,
+    *,
+    timeout: float,
+    interval: float = 0.2,
+    look: Callable[[Stack], Awaitable[Observation]] = observe,
+) -> tuple[bool, float, tuple[int, int, int]]:
     """Wait (up to ``timeout`` s) until every variant is final, the outbox is empty and every
     consumer has caught up. Returns whether it settled, how long it took, and the last counts
-    (unfinished variants, unsent events, consumer backlog)."""
+    (unfinished variants, unsent events, consumer backlog).
+
+    Settled means two looks in a row found nothing to do and no mark moved between them: one
+    quiet look is not proof, as its reads are not one snapshot of the whole stack."""
     started = time.monotonic()
-    last = (-1, -1, -1)
+    last: tuple[int, int, int] = (-1, -1, -1)
+    previous: Observation | None = None
     while True:
         try:
-            last = await _unsettled(stack)
+            seen: Observation | None = await look(stack)
         except (OSError, NatsError, TimeoutError) as error:
-            last = (-1, -1, -1)
+            seen = None
             if time.monotonic() - started > timeout:
                 raise AssertionError(f"cannot observe the stack: {error!r}") from error
-        if last == (0, 0, 0):
+        last = seen.counts if seen is not None else (-1, -1, -1)
+        if seen is not None and seen.quiet and previous == seen:
             return True, time.monotonic() - started, last
+        previous = seen if seen is not None and seen.quiet else None
         if time.monotonic() - started > timeout:
             return False, time.monotonic() - started, last
-        await asyncio.sleep(0.2)
+        await asyncio.sleep(interval)
 
 
 # --- the checks --------------------------------------------------------------------------------

@@ -12,6 +12,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
+from nats.errors import TimeoutError as NatsTimeoutError
+
 from services.deadletter.consumers import ADVISORY_DURABLE, ENVELOPE_DURABLE
 from services.generator.consumer import DURABLE as GENERATOR_DURABLE
 from shared.events import STREAM_NAME
@@ -46,9 +48,12 @@ async def _leader(stack: Stack) -> str | None:
 
 async def _replicas_current(stack: Stack) -> bool:
     """Both streams and the three durable consumers: a leader and two current replicas."""
-    infos: list[Any] = [await stack.js.stream_info(s) for s in (STREAM_NAME, ADVISORY_STREAM)]
-    for stream, durable in CONSUMERS:
-        infos.append(await stack.js.consumer_info(stream, durable))
+    try:
+        infos: list[Any] = [await stack.js.stream_info(s) for s in (STREAM_NAME, ADVISORY_STREAM)]
+        for stream, durable in CONSUMERS:
+            infos.append(await stack.js.consumer_info(stream, durable))
+    except NatsTimeoutError:  # a new cluster still electing its leaders answers nothing
+        return False
     for info in infos:
         cluster = info.cluster
         if cluster is None or cluster.leader is None or len(cluster.replicas or []) != 2:
