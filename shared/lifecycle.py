@@ -25,16 +25,19 @@ __all__ = [
     "fail_variant",
     "finalize_order_if_done",
     "hand_back",
+    "is_failed",
     "load_variant",
     "rearm_order",
     "release_for_retry",
     "start_attempt",
 ]
 
-_VARIANT_COLUMNS = (
-    "id, order_id, variant_number, status, share_token, storage_path, attempts, error, title,"
-    " lyrics, duration_seconds, created_at, updated_at, started_at, completed_at"
-)
+_VARIANT_NAMES = (
+    "id", "order_id", "variant_number", "status", "share_token", "storage_path", "attempts",
+    "error", "title", "lyrics", "duration_seconds", "created_at", "updated_at", "started_at",
+    "completed_at",
+)  # fmt: skip
+_VARIANT_SELECT = ", ".join(f"v.{name}" for name in _VARIANT_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,16 +54,19 @@ async def load_variant(
     ``lock`` holds the variant's row until the transaction ends, so that a decision taken on
     what was read (is it generating? how many attempts?) cannot race another delivery's.
     """
-    variant = await conn.fetchrow(
-        f"SELECT {_VARIANT_COLUMNS} FROM song_variants WHERE id = $1"
-        + (" FOR UPDATE" if lock else ""),
+    # One statement: the variant (locked) and its order (not locked: nothing decided here
+    # depends on the order's mutable columns).
+    row = await conn.fetchrow(
+        f"SELECT {_VARIANT_SELECT}, to_jsonb(o) AS order_row"
+        " FROM song_variants v JOIN orders o ON o.id = v.order_id WHERE v.id = $1"
+        + (" FOR UPDATE OF v" if lock else ""),
         variant_id,
     )
-    if variant is None:
+    if row is None:
         return None
-    order = await conn.fetchrow("SELECT * FROM orders WHERE id = $1", variant["order_id"])
-    assert order is not None  # the foreign key guarantees it
-    return VariantWithOrder(SongVariantRow(**dict(variant)), OrderRow(**dict(order)))
+    variant = {column: row[column] for column in _VARIANT_NAMES}
+    order = OrderRow.model_validate(row["order_row"])
+    return VariantWithOrder(SongVariantRow(**variant), order)
 
 
 def _status_event(
@@ -116,10 +122,14 @@ async def complete_variant(
 ) -> list[Event]:
     """``generating`` (this attempt's) becomes ``complete``; resolves the variant's dead-letter
     rows; may complete the order. Empty when another attempt got there first."""
+    # One statement: the variant and, only when it completed, its open dead letters.
     row = await conn.fetchrow(
-        "UPDATE song_variants SET status = 'complete', storage_path = $3, title = $4,"
-        " lyrics = $5, duration_seconds = $6, error = NULL, completed_at = now()"
-        " WHERE id = $1 AND status = 'generating' AND attempts = $2 " + _RETURNING,
+        "WITH done AS (UPDATE song_variants SET status = 'complete', storage_path = $3,"
+        " title = $4, lyrics = $5, duration_seconds = $6, error = NULL, completed_at = now()"
+        " WHERE id = $1 AND status = 'generating' AND attempts = $2 " + _RETURNING + "),"
+        " resolved AS (UPDATE failed_jobs SET resolved_at = now()"
+        " WHERE variant_id = (SELECT id FROM done) AND resolved_at IS NULL)"
+        " SELECT * FROM done",
         variant_id,
         attempt,
         storage_path,
@@ -129,10 +139,6 @@ async def complete_variant(
     )
     if row is None:
         return []
-    await conn.execute(
-        "UPDATE failed_jobs SET resolved_at = now() WHERE variant_id = $1 AND resolved_at IS NULL",
-        variant_id,
-    )
     events: list[Event] = [_status_event(row, user_id, correlation_id)]
     completed = await finalize_order_if_done(conn, row["order_id"], correlation_id=correlation_id)
     if completed is not None:
@@ -218,25 +224,35 @@ async def finalize_order_if_done(
     Decided under a lock on the order row: two last variants finishing at once under READ
     COMMITTED would otherwise each see the other unfinished, and nobody would announce.
     """
-    order = await conn.fetchrow(
-        "SELECT user_id, completion_announced_at FROM orders WHERE id = $1 FOR UPDATE", order_id
+    locked = await conn.fetchval("SELECT true FROM orders WHERE id = $1 FOR UPDATE", order_id)
+    if locked is None:
+        return None
+    # A statement of its own, after the lock: its snapshot sees every variant committed by
+    # whoever held the lock before (one statement would read them as of before the wait).
+    done = await conn.fetchrow(
+        "UPDATE orders SET completion_announced_at = now()"
+        " WHERE id = $1 AND completion_announced_at IS NULL"
+        " AND EXISTS (SELECT FROM song_variants WHERE order_id = $1)"
+        " AND NOT EXISTS (SELECT FROM song_variants"
+        "  WHERE order_id = $1 AND status NOT IN ('complete', 'failed'))"
+        " RETURNING user_id,"
+        " EXISTS (SELECT FROM song_variants WHERE order_id = $1 AND status = 'failed') AS failed",
+        order_id,
     )
-    if order is None or order["completion_announced_at"] is not None:
+    if done is None:
         return None
-    statuses = [
-        GenerationStatus(status)
-        for status in await conn.fetchval(
-            "SELECT array_agg(status::text) FROM song_variants WHERE order_id = $1", order_id
-        )
-        or []
-    ]
-    if not statuses or not all(status.is_final for status in statuses):
-        return None
-    await conn.execute("UPDATE orders SET completion_announced_at = now() WHERE id = $1", order_id)
-    outcome = "failed" if GenerationStatus.FAILED in statuses else "complete"
     return OrderCompleted(
-        order_id=order_id, user_id=order["user_id"], status=outcome, correlation_id=correlation_id
+        order_id=order_id,
+        user_id=done["user_id"],
+        status="failed" if done["failed"] else "complete",
+        correlation_id=correlation_id,
     )
+
+
+async def is_failed(conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
+    """Whether the variant is ``failed`` now."""
+    status = await conn.fetchval("SELECT status FROM song_variants WHERE id = $1", variant_id)
+    return bool(status == GenerationStatus.FAILED.value)
 
 
 async def rearm_order(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
