@@ -3,8 +3,11 @@ and a relay publishes them to JetStream afterwards.
 
 One relay at a time publishes (a PostgreSQL advisory lock elects it), in outbox order, so a
 variant's status events reach NATS in the order of its changes. Every service runs a relay; the
-others stand by and take over when the leader's connection goes. The relay wakes on commit
-(LISTEN/NOTIFY) and also polls, so a missed wake-up delays nothing for long. A relay that dies
+others stand by and take over when the leader's connection goes. The relay wakes when a process
+commits events (in-process when it leads, otherwise a core NATS message on ``WAKE_SUBJECT`` to
+whichever relay does) and also polls, so a missed wake-up delays nothing for long. Not
+LISTEN/NOTIFY: PostgreSQL serialises the commits of every transaction that notifies, holding a
+cluster-wide lock through its WAL flush, and every outbox write would pay for it. A relay that dies
 between publishing and marking re-sends on the next pass: JetStream drops the duplicate by its
 ``Nats-Msg-Id`` (the event id) within the stream's duplicate window.
 """
@@ -14,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import asyncpg
 import orjson
@@ -25,21 +28,24 @@ from shared.db import Caller, connect, transaction
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-    from nats.js import JetStreamContext
+    from nats.aio.client import Client as NatsClient
+    from nats.aio.msg import Msg
+    from nats.aio.subscription import Subscription
     from nats.js.api import PubAck
 
     from shared.events import Event
 
 __all__ = [
     "MAX_EVENT_BYTES",
-    "OUTBOX_CHANNEL",
+    "WAKE_SUBJECT",
     "EventTooLargeError",
     "OutboxRelay",
     "enqueue",
     "unpublished_count",
 ]
 
-OUTBOX_CHANNEL = "serenade_outbox"
+# Core NATS, outside the stream's ``serenade.>``: a wake-up is worth nothing once missed.
+WAKE_SUBJECT = "_serenade.outbox.wake"
 # The largest event the outbox takes, as JSON. NATS refuses a message over its max_payload (1 MB
 # unless configured lower): the relay, publishing in order, would stop at such an event for
 # ever and hold back every event after it, from every service. Refused here, it fails only the
@@ -90,38 +96,64 @@ class OutboxRelay:
     def __init__(
         self,
         dsn: str,
-        js: JetStreamContext,
+        nc: NatsClient,
         *,
         poll_interval: float = 1.0,
         batch_size: int = 200,
         publish_timeout: float = 5.0,
     ) -> None:
         self._dsn = dsn
-        self._js = js
+        self._nc = nc
+        self._js = nc.jetstream()
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
+        self._signal = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._signaller: asyncio.Task[None] | None = None
+        self._wake_sub: Subscription | None = None
         # Published, not yet marked: marked in the transaction that reads the next batch.
         self._unmarked: list[int] = []
         self.is_leader = False
         self.published_total = 0
 
     def wake(self) -> None:
-        """Ask for a pass now (a commit in this process wrote events)."""
+        """Ask for a pass now (a commit in this process wrote events): of this relay when it
+        leads, else of the leader, by one NATS message however many commits ask at once."""
         self._wake.set()
+        if not self.is_leader:
+            self._signal.set()
 
     async def start(self) -> None:
         if self._task is None:
+            self._wake_sub = await self._nc.subscribe(WAKE_SUBJECT, cb=self._on_wake)
+            self._signaller = asyncio.create_task(self._signal_leader(), name="outbox-wake")
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        for task in (self._task, self._signaller):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        self._task = self._signaller = None
+        sub, self._wake_sub = self._wake_sub, None
+        if sub is not None:
+            with contextlib.suppress(NatsError, OSError):
+                await sub.unsubscribe()
+
+    async def _on_wake(self, _msg: Msg) -> None:
+        self._wake.set()
+
+    async def _signal_leader(self) -> None:
+        while True:
+            await self._signal.wait()
+            self._signal.clear()  # the wakes asked for meanwhile ride on this one message
+            try:
+                await self._nc.publish(WAKE_SUBJECT, b"")
+            except (NatsError, OSError) as error:  # the leader's poll covers it
+                _log.debug("cannot wake the outbox relay: %s", error)
 
     async def _run(self) -> None:
         while True:
@@ -145,7 +177,6 @@ class OutboxRelay:
                 await asyncio.sleep(self._poll_interval)
             self.is_leader = True
             self._unmarked = []  # a new leader reads them again (JetStream drops the copies)
-            await conn.add_listener(OUTBOX_CHANNEL, self._on_notify)
             while True:
                 # Cleared before the pass: a commit during it asks for the next one at once.
                 self._wake.clear()
@@ -158,9 +189,6 @@ class OutboxRelay:
         finally:
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
-
-    def _on_notify(self, *_args: Any) -> None:
-        self._wake.set()
 
     async def publish_pending(self, conn: asyncpg.Connection) -> int:
         """Mark what the last pass published and read the next batch (one statement, one

@@ -76,7 +76,7 @@ class Messaging:
             except (NatsError, TimeoutError) as error:
                 _log.warning("cannot ensure stream yet (%s); retrying", error)
                 await asyncio.sleep(self._poll_interval)
-        self.relay = OutboxRelay(self._dsn, js, poll_interval=self._poll_interval)
+        self.relay = OutboxRelay(self._dsn, nc, poll_interval=self._poll_interval)
         await self.relay.start()
 
     async def _on_error(self, error: Exception) -> None:

@@ -187,7 +187,7 @@ async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
         # One connection per slot at most (a slot holds one only during a transaction).
         pool = await create_pool(dsn, max_size=min(settings.generator_concurrency + 1, 20))
         stack.push_async_callback(_close_pool, pool)
-        relay = OutboxRelay(dsn, js)
+        relay = OutboxRelay(dsn, admin)
         await relay.start()
         stack.push_async_callback(relay.stop)
         stack.push_async_callback(_flush_outbox, relay, pool)

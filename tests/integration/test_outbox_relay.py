@@ -1,0 +1,105 @@
+"""The outbox relay's wake-up: a commit in any process reaches the leading relay over core NATS
+at once, with no NOTIFY trigger serialising PostgreSQL's commits. The relays here poll only
+every minute, so a prompt publish can only come from the wake-up."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import TYPE_CHECKING
+
+import nats
+import pytest
+
+from shared.db import Caller, connect, transaction
+from shared.embedded import EmbeddedNats
+from shared.events import DeadLettered
+from shared.outbox import OutboxRelay, enqueue
+from shared.stream import ensure_stream
+from tests.helpers import SubjectRecorder, wait_for
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+    from nats.aio.client import Client as NatsClient
+
+    from tests.conftest import DatabaseFactory
+
+_POLL = 60.0
+
+
+@pytest.fixture(scope="module")
+def relay_nats_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    server = EmbeddedNats(tmp_path_factory.mktemp("relay-nats"))
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+async def clients(relay_nats_url: str) -> AsyncIterator[list[NatsClient]]:
+    """Two connections, as two services have."""
+    connections = [await nats.connect(relay_nats_url) for _ in range(2)]
+    await ensure_stream(connections[0].jetstream())
+    yield connections
+    for connection in connections:
+        await connection.close()
+
+
+def _letter() -> DeadLettered:
+    return DeadLettered(
+        original_subject="serenade.variants.requested",
+        original_event=str(uuid.uuid4()),
+        error_type="Drill",
+        error="wake-up",
+        attempts=1,
+        service="relay-test",
+    )
+
+
+async def test_a_commit_in_a_standby_process_wakes_the_leader_at_once(
+    make_database: DatabaseFactory, clients: list[NatsClient], relay_nats_url: str
+) -> None:
+    dsn = await make_database()
+    leader, standby = (OutboxRelay(dsn, nc, poll_interval=_POLL) for nc in clients)
+    recorder = await SubjectRecorder().start(relay_nats_url, "serenade.>")
+    await leader.start()
+    try:
+
+        async def leading() -> bool:
+            return leader.is_leader
+
+        await wait_for(leading, what="the first relay to lead")
+        await standby.start()
+        letter = _letter()
+        conn = await connect(dsn)  # as another service would
+        try:
+            async with transaction(conn, Caller.service()):
+                await enqueue(conn, letter)
+        finally:
+            await conn.close()
+        started = time.monotonic()
+        standby.wake()
+
+        async def published() -> bool:
+            return str(letter.event_id) in {p["event_id"] for p in recorder.payloads()}
+
+        await wait_for(published, timeout=10, what="the event published")
+        assert time.monotonic() - started < _POLL / 10
+        assert not standby.is_leader
+    finally:
+        await standby.stop()
+        await leader.stop()
+        await recorder.stop()
+
+
+async def test_the_schema_has_no_notify_trigger_on_the_outbox(
+    make_database: DatabaseFactory,
+) -> None:
+    conn = await connect(await make_database())
+    try:
+        triggers = await conn.fetch(
+            "SELECT tgname FROM pg_trigger WHERE tgrelid = 'outbox'::regclass AND NOT tgisinternal"
+        )
+    finally:
+        await conn.close()
+    assert [row["tgname"] for row in triggers] == []
