@@ -52,6 +52,7 @@ from shared.events import (
 from shared.outbox import OutboxRelay
 from shared.reminders import ReminderScheduler
 from shared.settings import Settings
+from shared.storage import Storage, storage_from_url
 from shared.stream import ensure_stream
 from shared.telemetry import telemetry_server
 
@@ -64,6 +65,8 @@ _POOL_CLOSE_SECONDS: Final = 10.0
 _log = logging.getLogger("serenade.deadletter")
 
 Pool = Annotated[asyncpg.Pool, Context("pool")]
+Relay = Annotated[OutboxRelay, Context("relay")]
+AudioStorage = Annotated[Storage, Context("storage")]
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -85,7 +88,9 @@ def build_app(settings: Settings) -> FastStream:
     )
     _subscribe(broker)
     _document_publications(broker)
-    resources = _lifespan(broker, dsn, reminder_days=settings.reminder_days)
+    resources = _lifespan(
+        broker, dsn, storage_url=settings.resolved_storage_url, reminder_days=settings.reminder_days
+    )
     document = functools.cache(lambda: render_json(asyncapi_document(app)))
 
     @contextlib.asynccontextmanager
@@ -202,7 +207,9 @@ def _subscribe(broker: NatsBroker) -> None:
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="deadletter:advisories",
     )
-    async def on_advisory(message: NatsMessage, pool: Pool, js: JsClient) -> None:
+    async def on_advisory(
+        message: NatsMessage, pool: Pool, js: JsClient, relay: Relay, storage: AudioStorage
+    ) -> None:
         """Stores messages that SERENADE's consumers gave up on (max deliveries, terminated)
         and fails the variants whose requests died that way."""
         raw = message.raw_message
@@ -214,6 +221,8 @@ def _subscribe(broker: NatsBroker) -> None:
                 raw.data,
                 subject=raw.subject,
                 stream_seq=raw.metadata.sequence.stream,
+                storage=storage,
+                announce=relay.wake,
             ),
         )
 
@@ -241,7 +250,7 @@ async def _settle(message: NatsMessage, work: Callable[[], Awaitable[object]]) -
 
 
 def _lifespan(
-    broker: NatsBroker, dsn: str, *, reminder_days: int
+    broker: NatsBroker, dsn: str, *, storage_url: str, reminder_days: int
 ) -> Callable[[ContextRepo], AbstractAsyncContextManager[None]]:
     @contextlib.asynccontextmanager
     async def lifespan(context: ContextRepo) -> AsyncIterator[None]:
@@ -252,13 +261,16 @@ def _lifespan(
         # min_size 0: the service starts, and keeps its messages waiting, while PostgreSQL is
         # down; the pool opens connections again by itself once it is back.
         pool = await create_pool(dsn, min_size=0, max_size=4, command_timeout=15.0)
-        relay = OutboxRelay(dsn, js)
+        relay = OutboxRelay(dsn, connection)
         await relay.start()
         # The housekeeping service also sends occasion reminders (serenade.occasions.upcoming);
         # the guard table makes several running schedulers harmless.
         reminders = ReminderScheduler(pool, days_ahead=reminder_days)
         await reminders.start()
         context.set_global("pool", pool)
+        context.set_global("relay", relay)
+        # To delete audio a lost attempt left behind, when a variant is failed here.
+        context.set_global("storage", storage_from_url(storage_url))
         try:
             yield
         finally:

@@ -21,13 +21,14 @@ from services.deadletter.records import (
 )
 from services.deadletter.store import insert_failure, original_event_recorded
 from shared.db import Caller, transaction
-from shared.events import SUBJECT_VARIANT_REQUESTED
+from shared.events import SUBJECT_VARIANT_REQUESTED, VariantStatusChanged
 from shared.lifecycle import fail_variant, load_variant
 from shared.outbox import enqueue
+from shared.storage import discard_audio
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     import asyncpg
     from nats.js import JetStreamContext
@@ -35,6 +36,7 @@ if TYPE_CHECKING:
     from services.deadletter.advisories import Advisory
     from services.deadletter.records import FailureRecord
     from shared.events import Event
+    from shared.storage import Storage
 
 __all__ = ["handle_advisory", "store_envelope"]
 
@@ -64,9 +66,14 @@ async def handle_advisory(
     *,
     subject: str,
     stream_seq: int | None,
+    storage: Storage | None = None,
+    announce: Callable[[], None] | None = None,
 ) -> uuid.UUID | None:
     """Store the message a consumer gave up on, fetched from its stream by sequence, and fail
-    the variant it requested (with its events, through the outbox) when that is not final."""
+    the variant it requested (with its events, through the outbox) when that is not final.
+
+    ``announce`` wakes the outbox relay after the commit; ``storage``, when given, loses the
+    audio a lost attempt of a variant failed here may have left."""
     try:
         advisory = parse_advisory(data, subject)
     except AdvisoryError as problem:
@@ -98,6 +105,14 @@ async def handle_advisory(
             events = await _fail_requested_variant(conn, record, advisory)
             await enqueue(conn, *events)
     _report(record, row_id)
+    if events and announce is not None:
+        announce()
+    failed = next((e for e in events if isinstance(e, VariantStatusChanged)), None)
+    if failed is not None and storage is not None:
+        try:
+            await discard_audio(storage, failed.user_id, failed.order_id, failed.variant_number)
+        except Exception:  # noqa: BLE001 - the failure is recorded; a stale file is only counted
+            _log.warning("could not delete the failed variant's audio", exc_info=True)
     if events:
         metrics.VARIANTS_FAILED.inc()
         _log.info(

@@ -33,6 +33,7 @@ __all__ = [
     "GeneratorDeadLettered",
     "envelope_for",
     "envelope_id",
+    "error_text",
     "original_event",
     "storable",
     "write_once",
@@ -55,6 +56,13 @@ class GeneratorDeadLettered(DeadLettered):
     subject: ClassVar[str] = deadletter_subject(SERVICE)
     type: str = Field(default=f"deadletter.{SERVICE}", description="`deadletter.generator`.")
     service: str = Field(default=SERVICE, description="The service that gave up: `generator`.")
+
+
+def error_text(error: BaseException) -> str:
+    """An exception as the error a variant and its dead letter keep: its message (or its type's
+    name), at most ``_MAX_ERROR_CHARS`` characters, NUL written out."""
+    text: str = storable((str(error) or type(error).__name__)[:_MAX_ERROR_CHARS])
+    return text
 
 
 def storable(value: Any) -> Any:

@@ -14,6 +14,7 @@ state and a message whose redelivery finds nothing to do.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -22,10 +23,10 @@ from shared.db import Caller, transaction
 from shared.enums import GenerationStatus
 from shared.logs import log_context
 from shared.outbox import enqueue
-from shared.storage import audio_path
+from shared.storage import audio_path, discard_audio
 
 from .attempt import Abandoned, check_song, run_provider
-from .deadletters import envelope_for, original_event, write_once
+from .deadletters import envelope_for, error_text, original_event, write_once
 from .parsing import Poison, parse_request
 from .providers.base import SongRequest
 from .reports import Outcome, Report
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Pipeline", "Policy", "Report", "process_request"]
 
+_log = logging.getLogger(__name__)
 LOST_DURING_LAST_ATTEMPT = "the generator was lost during the last attempt"
 
 
@@ -147,9 +149,24 @@ async def _generate(
             correlation_id=claim.correlation_id,
         )  # fmt: skip
         await enqueue(conn, *events)
+        # Superseded: this attempt was taken for lost while it ran. If the variant failed
+        # meanwhile, the file just stored belongs to nothing.
+        failed_meanwhile = not events and await lifecycle.is_failed(conn, variant.id)
     pipe.announce()
+    if failed_meanwhile:
+        await _discard_audio(pipe, claim.found)
     await delivery.ack()
     return claim.report(Outcome.COMPLETE if events else Outcome.SUPERSEDED)
+
+
+async def _discard_audio(pipe: Pipeline, found: lifecycle.VariantWithOrder) -> None:
+    """After a variant failed: delete audio a lost attempt may have stored. Best effort: the
+    settlement matters more, and the drills count what is left."""
+    variant, order = found.variant, found.order
+    try:
+        await discard_audio(pipe.storage, order.user_id, order.id, variant.variant_number)
+    except Exception:  # noqa: BLE001 - storage trouble must not hold the message
+        _log.warning("could not delete the failed variant's audio", exc_info=True)
 
 
 def _song_request(claim: _Claim) -> SongRequest:
@@ -206,6 +223,8 @@ async def _claim(
                 correlation_id=correlation_id, redelivered=redelivered,
             )  # fmt: skip
     pipe.announce()
+    if found is not None and isinstance(report, Report) and report.outcome is Outcome.FAILED:
+        await _discard_audio(pipe, found)
     return report
 
 
@@ -264,7 +283,8 @@ async def _start(
 async def _attempt_failed(
     delivery: Delivery, pipe: Pipeline, claim: _Claim, error: Exception
 ) -> Report:
-    text = str(error) or type(error).__name__
+    # A provider's words, bounded and without NUL: they go to a text column and the outbox.
+    text = error_text(error)
     variant, order = claim.found.variant, claim.found.order
     last = claim.attempt >= pipe.policy.max_attempts
     async with transaction(pipe.pool, Caller.service()) as conn:
@@ -294,6 +314,7 @@ async def _attempt_failed(
         await delivery.ack()
         return claim.report(Outcome.SUPERSEDED, text)
     if last:
+        await _discard_audio(pipe, claim.found)
         await delivery.ack()
         return claim.report(Outcome.FAILED, text)
     await delivery.nak(delay=pipe.policy.backoff_for(claim.attempt))

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DATABASE_UNREACHABLE", "VariantWorkers"]
 
+_MAX_LOGGED_ERROR_CHARS = 2000
 _log = logging.getLogger("serenade.generator.variants")
 # What losing PostgreSQL raises (refused, reset, timed out, shutting down, out of slots), as
 # opposed to a fault of the message or the code.
@@ -206,7 +207,8 @@ def _log_report(report: Report, delivery: Delivery, seconds: float) -> None:
             "attempt": report.attempt,
             "outcome": report.outcome.value,
             "duration_ms": round(seconds * 1000, 1),
-            "error": report.error,
+            # Bounded: a poison message's error can quote a megabyte of it.
+            "error": report.error[:_MAX_LOGGED_ERROR_CHARS] if report.error else None,
             "correlation_id": report.correlation_id,
             "seq": position.sequence if position else None,
             "delivered": position.delivered if position else None,

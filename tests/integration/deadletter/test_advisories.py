@@ -20,6 +20,7 @@ from shared.events import (
     SUBJECT_VARIANT_REQUESTED,
     SUBJECT_VARIANT_STATUS,
 )
+from shared.storage import audio_path, storage_from_url
 from tests.helpers import SubjectRecorder, wait_for
 from tests.integration.deadletter.support import (
     envelope_for,
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from nats.js import JetStreamContext
 
     from shared.rows import FailedJobRow
+    from shared.settings import Settings
 
 
 @pytest.fixture
@@ -70,10 +72,17 @@ async def test_request_whose_handler_died_on_every_delivery_fails_the_variant(
     js: JetStreamContext,
     dl_pool: asyncpg.Pool,
     recorder: SubjectRecorder,
+    dl_settings: Settings,
 ) -> None:
     order_id, user_id, (done_id, doomed_id) = await seed_order(
         dl_pool, GenerationStatus.COMPLETE, GenerationStatus.PENDING
     )
+    # The complete variant's audio, and what a killed attempt stored for the doomed one.
+    storage = storage_from_url(dl_settings.resolved_storage_url)
+    done_audio = audio_path(user_id, order_id, 1, "mp3")
+    lost_audio = audio_path(user_id, order_id, 2, "wav")
+    for key in (done_audio, lost_audio):
+        await storage.put(key, b"audio", "audio/mpeg")
     consumer = await _crashing_consumer(
         js, "crashing-generator", SUBJECT_VARIANT_REQUESTED, max_deliver=2
     )
@@ -102,6 +111,12 @@ async def test_request_whose_handler_died_on_every_delivery_fails_the_variant(
     assert failed.error is not None
     assert "2 attempts" in failed.error
     assert (await variant(dl_pool, done_id)).status is GenerationStatus.COMPLETE
+
+    async def lost_audio_deleted() -> bool:  # after the commit that failed the variant
+        return not await storage.exists(lost_audio)
+
+    await wait_for(lost_audio_deleted, what="the lost attempt's audio deleted")
+    assert await storage.exists(done_audio)
 
     def published(subject: str) -> list[dict[str, object]]:
         return [p for p in recorder.payloads(subject) if p.get("order_id") == str(order_id)]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import time
 import uuid
 from dataclasses import dataclass, field, replace
@@ -19,7 +20,7 @@ from services.generator.pipeline import Outcome, Pipeline, Policy, process_reque
 from services.generator.providers import ChaosProvider, InstantProvider, ProviderUnavailable
 from shared.db import Caller, transaction
 from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED, VariantRequested
-from shared.storage import storage_from_url
+from shared.storage import audio_path, storage_from_url
 from tests.helpers import wait_for
 
 from .support import (
@@ -32,6 +33,10 @@ from .support import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
+    from services.generator.providers.base import GeneratedSong, SongRequest
+
     from .conftest import GeneratorEnv
 
 
@@ -281,3 +286,124 @@ async def test_starting_with_a_broken_provider_fails_before_connecting(
         async with running_generator(settings):
             raise AssertionError("the generator started with a broken provider")
     assert time.monotonic() - started < 5
+
+
+def _leave_audio(env: GeneratorEnv, order: SeededOrder, extension: str = "mp3") -> Path:
+    """As an attempt that stored its audio and died before it could commit leaves it."""
+    path = env.storage_root / audio_path(order.user_id, order.order_id, 1, extension)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"audio of a lost attempt")
+    return path
+
+
+async def test_a_variant_failed_after_its_generator_was_lost_keeps_no_audio(
+    generator_env: GeneratorEnv,
+) -> None:
+    env = generator_env
+    order = await seed_order(env.pool, variants=1)
+    await _mark_generating(env, order.variant_ids[0], attempts=env.settings.max_attempts)
+    left = [_leave_audio(env, order, "mp3"), _leave_audio(env, order, "wav")]
+
+    report = await process_request(
+        _request(order, delivered=4), _pipeline(env), abandon=asyncio.Event()
+    )
+
+    assert report.outcome is Outcome.FAILED
+    assert [path.exists() for path in left] == [False, False]
+
+
+async def test_a_variant_whose_last_attempt_fails_keeps_no_audio_of_an_earlier_lost_one(
+    generator_env: GeneratorEnv,
+) -> None:
+    env = generator_env
+    order = await seed_order(env.pool, variants=1)
+    await _mark_generating(env, order.variant_ids[0], attempts=env.settings.max_attempts - 1)
+    left = _leave_audio(env, order)
+    failing = replace(_pipeline(env), provider=ChaosProvider(InstantProvider(), failure_rate=1.0))
+    delivery = _request(order, delivered=4)
+
+    report = await process_request(delivery, failing, abandon=asyncio.Event())
+
+    [row] = await variants_of(env.pool, order.order_id)
+    assert report.outcome is Outcome.FAILED
+    assert (row.status, delivery.settled) == ("failed", ["ack"])
+    assert not left.exists()
+
+
+async def test_an_attempt_that_outlived_its_variants_failure_removes_the_audio_it_stored(
+    generator_env: GeneratorEnv,
+) -> None:
+    """A paused generator resumes after its variant was failed for lost: the audio it stores
+    then belongs to nothing, and it is removed; a complete variant's file is never touched."""
+    env = generator_env
+    failed, completed = (
+        await seed_order(env.pool, variants=1),
+        await seed_order(env.pool, variants=1),
+    )
+    for order in (failed, completed):
+        await _mark_generating(env, order.variant_ids[0], attempts=0)
+    outcomes = {}
+    for order, final in ((failed, "failed"), (completed, "complete")):
+        gate = asyncio.Event()
+        slow = replace(_pipeline(env), provider=_GatedProvider(gate))
+        work = asyncio.create_task(
+            process_request(_request(order, delivered=2), slow, abandon=asyncio.Event())
+        )
+        await wait_for(functools.partial(_attempts_are, env, order, 1), what="the attempt started")
+        # Meanwhile the variant became final by other hands (a takeover, the dead-letter service).
+        async with transaction(env.pool, Caller.service()) as conn:
+            await conn.execute(
+                "UPDATE song_variants SET status = $2::generation_status, attempts = 2,"
+                " storage_path = CASE WHEN $2 = 'complete' THEN $3 END WHERE id = $1",
+                order.variant_ids[0], final,
+                audio_path(order.user_id, order.order_id, 1, "wav"),
+            )  # fmt: skip
+        gate.set()
+        outcomes[final] = (await work).outcome
+
+    assert outcomes == {"failed": Outcome.SUPERSEDED, "complete": Outcome.SUPERSEDED}
+    # The instant provider's audio is WAV.
+    assert not (env.storage_root / audio_path(failed.user_id, failed.order_id, 1, "wav")).exists()
+    assert (env.storage_root / audio_path(completed.user_id, completed.order_id, 1, "wav")).exists()
+
+
+async def _attempts_are(env: GeneratorEnv, order: SeededOrder, attempts: int) -> bool:
+    [row] = await variants_of(env.pool, order.order_id)
+    return row.attempts == attempts
+
+
+class _GatedProvider:
+    """The instant provider, once ``gate`` is set."""
+
+    def __init__(self, gate: asyncio.Event) -> None:
+        self._gate = gate
+
+    async def generate(self, request: SongRequest) -> GeneratedSong:
+        await self._gate.wait()
+        return await InstantProvider().generate(request)
+
+
+class _RudeProvider:
+    """A third-party provider whose error is a NUL and a novel."""
+
+    async def generate(self, request: SongRequest) -> GeneratedSong:  # noqa: ARG002
+        raise RuntimeError("bad\x00gateway " + "x" * 50_000)
+
+
+async def test_a_providers_huge_error_with_nul_still_fails_the_variant_with_a_bounded_error(
+    generator_env: GeneratorEnv,
+) -> None:
+    env = generator_env
+    order = await seed_order(env.pool, variants=1)
+    await _mark_generating(env, order.variant_ids[0], attempts=env.settings.max_attempts - 1)
+    delivery = _request(order, delivered=3)
+
+    report = await process_request(
+        delivery, replace(_pipeline(env), provider=_RudeProvider()), abandon=asyncio.Event()
+    )
+
+    [row] = await variants_of(env.pool, order.order_id)
+    assert (report.outcome, row.status, delivery.settled) == (Outcome.FAILED, "failed", ["ack"])
+    assert row.error is not None
+    assert row.error.startswith("bad\\u0000gateway xxx")
+    assert len(row.error) <= 2010
