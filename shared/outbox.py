@@ -64,22 +64,26 @@ async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
     EventTooLargeError (and nothing written) when one is larger than ``MAX_EVENT_BYTES``."""
     if not events:
         return
-    for event in events:
-        size = len(event.model_dump_json().encode())
+    # Each event serialised once, by pydantic: the text is both what is measured and what is
+    # written (PostgreSQL parses it into jsonb).
+    payloads = [event.model_dump_json() for event in events]
+    for event, payload in zip(events, payloads, strict=True):
+        size = len(payload.encode())
         if size > MAX_EVENT_BYTES:
             raise EventTooLargeError(
                 f"{event.subject} event {event.event_id} is {size} bytes as JSON;"
                 f" the outbox takes at most {MAX_EVENT_BYTES}"
             )
-    # One statement whatever the count (one round trip, one trigger); rows keep their order.
+    # One statement whatever the count (one round trip); rows keep their order.
     await conn.execute(
         "INSERT INTO outbox (event_id, subject, payload, headers)"
-        " SELECT e, s, p, h FROM unnest($1::uuid[], $2::text[], $3::jsonb[], $4::jsonb[])"
+        " SELECT e, s, p::jsonb, h::jsonb"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
         " WITH ORDINALITY AS t (e, s, p, h, n) ORDER BY n",
         [event.event_id for event in events],
         [event.subject for event in events],
-        [event.model_dump(mode="json") for event in events],
-        [event.headers() for event in events],
+        payloads,
+        [orjson.dumps(event.headers()).decode() for event in events],
     )
 
 
