@@ -9,7 +9,6 @@ after its last heartbeat.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import math
 import re
@@ -50,7 +49,9 @@ async def run_provider(
     set first. Whatever ends the wait, the provider's task does not outlive this call."""
     work = asyncio.ensure_future(generation)
     stopping = asyncio.ensure_future(abandon.wait())
-    beating = asyncio.ensure_future(_beat(keep_alive, heartbeat))
+    # Heartbeats from the loop's timer, not a task of their own: most attempts end before the
+    # first one is due, and a task per attempt cost more than the attempt's own work.
+    heart = _Heartbeat(keep_alive, heartbeat)
     try:
         done, _ = await asyncio.wait(
             {work, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
@@ -61,22 +62,42 @@ async def run_provider(
             raise Abandoned("the generator is stopping")
         raise ProviderTimeout(f"the provider took longer than {timeout:g} s")
     finally:
-        for task in (work, stopping, beating):
+        stopping.cancel()
+        pending = [task for task in (work, *heart.stop()) if not task.done()]
+        for task in pending:
             task.cancel()
-        # Wait for the cancellations, but never for a provider that ignores them.
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.gather(work, stopping, beating, return_exceptions=True), timeout=1.0
-            )
+        if pending:
+            # Wait for the cancellations, but never for a provider that ignores them.
+            await asyncio.wait(pending, timeout=1.0)
 
 
-async def _beat(keep_alive: Callable[[], Awaitable[None]], every: float) -> None:
-    while True:
-        await asyncio.sleep(every)
+class _Heartbeat:
+    """``keep_alive()`` every ``every`` seconds until stopped."""
+
+    def __init__(self, keep_alive: Callable[[], Awaitable[None]], every: float) -> None:
+        self._keep_alive = keep_alive
+        self._every = every
+        self._loop = asyncio.get_running_loop()
+        self._beating: asyncio.Task[None] | None = None
+        self._timer: asyncio.TimerHandle | None = self._loop.call_later(every, self._due)
+
+    def _due(self) -> None:
+        if self._beating is None or self._beating.done():
+            self._beating = self._loop.create_task(self._beat())
+        self._timer = self._loop.call_later(self._every, self._due)
+
+    async def _beat(self) -> None:
         try:
-            await keep_alive()
+            await self._keep_alive()
         except Exception as error:  # noqa: BLE001 - a missed heartbeat must not fail the work
             _log.warning("in_progress failed: %s", error)
+
+    def stop(self) -> list[asyncio.Task[None]]:
+        """No more beats; the one in flight, if any, for the caller to cancel."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        return [] if self._beating is None else [self._beating]
 
 
 def check_song(song: GeneratedSong) -> GeneratedSong:
