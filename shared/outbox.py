@@ -131,7 +131,6 @@ class OutboxRelay:
 
     async def start(self) -> None:
         if self._task is None:
-            self._wake_sub = await self._nc.subscribe(WAKE_SUBJECT, cb=self._on_wake)
             self._signaller = asyncio.create_task(self._signal_leader(), name="outbox-wake")
             self._task = asyncio.create_task(self._run(), name="outbox-relay")
 
@@ -142,6 +141,9 @@ class OutboxRelay:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         self._task = self._signaller = None
+        await self._stop_listening()
+
+    async def _stop_listening(self) -> None:
         sub, self._wake_sub = self._wake_sub, None
         if sub is not None:
             with contextlib.suppress(NatsError, OSError):
@@ -181,6 +183,11 @@ class OutboxRelay:
                 await asyncio.sleep(self._poll_interval)
             self.is_leader = True
             self._unmarked = []  # a new leader reads them again (JetStream drops the copies)
+            # Only the leader listens: the others' commits would otherwise wake every process.
+            try:
+                self._wake_sub = await self._nc.subscribe(WAKE_SUBJECT, cb=self._on_wake)
+            except (NatsError, OSError) as error:  # it polls meanwhile; NATS is needed anyway
+                _log.warning("outbox relay cannot listen for wake-ups: %s", error)
             while True:
                 # Cleared before the pass: a commit during it asks for the next one at once.
                 self._wake.clear()
@@ -191,6 +198,8 @@ class OutboxRelay:
                 if conn.is_closed():
                     return
         finally:
+            self.is_leader = False
+            await self._stop_listening()
             with contextlib.suppress(Exception):
                 await conn.close(timeout=2)
 
