@@ -47,3 +47,17 @@ def test_exceptions_are_kept_in_the_line() -> None:
     line = orjson.loads(stream.getvalue())
     assert line["level"] == "error"
     assert "ValueError: invalid literal" in line["exc"]
+
+
+def test_a_field_named_like_a_standard_key_is_kept_beside_it_not_instead() -> None:
+    logger, stream = _capture()
+    with log_context(service="payments"):
+        logger.info("done", extra={"level": "debug", "logger": "spoof", "ts": "then"})
+    (line,) = (orjson.loads(text) for text in stream.getvalue().splitlines())
+    assert (line["level"], line["service"], line["logger"]) == ("info", "generator", "test.logs")
+    assert line["ts"] != "then"
+    assert (line["extra_level"], line["extra_service"], line["extra_logger"]) == (
+        "debug",
+        "payments",
+        "spoof",
+    )
