@@ -91,6 +91,7 @@ class LoadDriver:
         self._stop = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._t0 = time.monotonic()
+        self._t_end: float | None = None
 
     @property
     def token_of_first_user(self) -> str:
@@ -104,6 +105,8 @@ class LoadDriver:
 
     async def stop(self) -> None:
         self._stop.set()
+        if self._t_end is None:
+            self._t_end = time.monotonic()
         if self._task is not None:
             await self._task
 
@@ -114,7 +117,8 @@ class LoadDriver:
 
     @property
     def elapsed(self) -> float:
-        return time.monotonic() - self._t0
+        """Seconds the load ran: until it was asked to stop (or ran out), not until now."""
+        return (self._t_end or time.monotonic()) - self._t0
 
     async def run(self, *, orders: int | None = None) -> None:
         self._t0 = time.monotonic()
