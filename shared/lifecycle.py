@@ -32,13 +32,6 @@ __all__ = [
     "start_attempt",
 ]
 
-_VARIANT_NAMES = (
-    "id", "order_id", "variant_number", "status", "share_token", "storage_path", "attempts",
-    "error", "title", "lyrics", "duration_seconds", "created_at", "updated_at", "started_at",
-    "completed_at",
-)  # fmt: skip
-_VARIANT_SELECT = ", ".join(f"v.{name}" for name in _VARIANT_NAMES)
-
 
 @dataclass(frozen=True, slots=True)
 class VariantWithOrder:
@@ -57,16 +50,16 @@ async def load_variant(
     # One statement: the variant (locked) and its order (not locked: nothing decided here
     # depends on the order's mutable columns).
     row = await conn.fetchrow(
-        f"SELECT {_VARIANT_SELECT}, to_jsonb(o) AS order_row"
+        "SELECT to_jsonb(v) AS variant, to_jsonb(o) AS order_row"
         " FROM song_variants v JOIN orders o ON o.id = v.order_id WHERE v.id = $1"
         + (" FOR UPDATE OF v" if lock else ""),
         variant_id,
     )
     if row is None:
         return None
-    variant = {column: row[column] for column in _VARIANT_NAMES}
-    order = OrderRow.model_validate(row["order_row"])
-    return VariantWithOrder(SongVariantRow(**variant), order)
+    return VariantWithOrder(
+        SongVariantRow.model_validate(row["variant"]), OrderRow.model_validate(row["order_row"])
+    )
 
 
 def _status_event(

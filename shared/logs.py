@@ -28,9 +28,6 @@ _context: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar
 _RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
 
 
-_STANDARD_KEYS = frozenset({"ts", "level", "service", "logger", "message", "exc"})
-
-
 def current_context() -> dict[str, Any]:
     return dict(_context.get() or {})
 
@@ -61,14 +58,15 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
         fields = current_context()
         fields.update({k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES})
+        standard = entry.keys() & fields.keys()
         for key, value in fields.items():
             # A field named like a standard key (a "service" or "level" of the work at hand)
             # is kept beside it, never instead: a line's level and origin are not negotiable.
-            entry[f"extra_{key}" if key in _STANDARD_KEYS else key] = value
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
+            entry[f"extra_{key}" if key in standard else key] = value
         return orjson.dumps(entry, default=str).decode()
 
 

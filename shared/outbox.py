@@ -171,7 +171,6 @@ class OutboxRelay:
                 _log.warning("outbox relay lost PostgreSQL: %s; retrying", error)
             except Exception:  # noqa: BLE001 - the relay must outlive any one bad pass
                 _log.exception("outbox relay failed; retrying")
-            self.is_leader = False
             await asyncio.sleep(self._poll_interval)
 
     async def _lead(self) -> None:

@@ -8,6 +8,7 @@ in S3 (or any S3-compatible store) through obstore.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import uuid
 from pathlib import Path
@@ -33,6 +34,7 @@ _CONTENT_TYPES = {
     "flac": "audio/flac",
     "m4a": "audio/mp4",
 }
+_log = logging.getLogger(__name__)
 # A write this small (no fsync) takes tens of microseconds: less than the thread hop.
 _WRITE_INLINE_BYTES = 64 * 1024
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
@@ -56,9 +58,13 @@ async def discard_audio(
 ) -> None:
     """Delete whatever audio a variant's attempts left at its path, in any format: a failed
     variant keeps none (an attempt lost after storing its audio leaves a file nobody can
-    reach, holding the customer's story as lyrics)."""
-    for extension in _CONTENT_TYPES:
-        await storage.delete(audio_path(user_id, order_id, variant_number, extension))
+    reach, holding the customer's story as lyrics). Best effort: called after the failure is
+    committed, whose settlement must not wait on storage trouble; what is left is logged."""
+    try:
+        for extension in _CONTENT_TYPES:
+            await storage.delete(audio_path(user_id, order_id, variant_number, extension))
+    except Exception:  # noqa: BLE001 - see above
+        _log.warning("could not delete the failed variant's audio", exc_info=True)
 
 
 def content_type_for(key: str) -> str:

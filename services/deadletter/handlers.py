@@ -105,15 +105,12 @@ async def handle_advisory(
             events = await _fail_requested_variant(conn, record, advisory)
             await enqueue(conn, *events)
     _report(record, row_id)
-    if events and announce is not None:
-        announce()
-    failed = next((e for e in events if isinstance(e, VariantStatusChanged)), None)
-    if failed is not None and storage is not None:
-        try:
-            await discard_audio(storage, failed.user_id, failed.order_id, failed.variant_number)
-        except Exception:  # noqa: BLE001 - the failure is recorded; a stale file is only counted
-            _log.warning("could not delete the failed variant's audio", exc_info=True)
     if events:
+        if announce is not None:
+            announce()
+        failed = next(e for e in events if isinstance(e, VariantStatusChanged))
+        if storage is not None:
+            await discard_audio(storage, failed.user_id, failed.order_id, failed.variant_number)
         metrics.VARIANTS_FAILED.inc()
         _log.info(
             "variant failed: its request was given up",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from .delivery import Delivery, Position
 
 __all__ = [
+    "MAX_ERROR_CHARS",
     "MAX_ORIGINAL_BYTES",
     "SERVICE",
     "GeneratorDeadLettered",
@@ -44,7 +45,7 @@ SERVICE = "generator"
 MAX_ORIGINAL_BYTES = 64 * 1024
 # What is kept of a larger one (bytes of its start), and of an error message (characters).
 _KEPT_BYTES = 16 * 1024
-_MAX_ERROR_CHARS = 2000
+MAX_ERROR_CHARS = 2000
 _NUL = "\x00"
 # Namespace of the generator's derived event ids (uuid5), fixed forever.
 _NAMESPACE = uuid.UUID("6f1d2c1e-8a57-4f37-9a34-7d3b1e0c9b52")
@@ -60,8 +61,8 @@ class GeneratorDeadLettered(DeadLettered):
 
 def error_text(error: BaseException) -> str:
     """An exception as the error a variant and its dead letter keep: its message (or its type's
-    name), at most ``_MAX_ERROR_CHARS`` characters, NUL written out."""
-    text: str = storable((str(error) or type(error).__name__)[:_MAX_ERROR_CHARS])
+    name), at most ``MAX_ERROR_CHARS`` characters, NUL written out."""
+    text: str = storable((str(error) or type(error).__name__)[:MAX_ERROR_CHARS])
     return text
 
 
@@ -134,7 +135,7 @@ def envelope_for(
         original_subject=storable(delivery.subject),
         original_event=storable(original),
         error_type=storable(error_type),
-        error=storable(error[:_MAX_ERROR_CHARS]),
+        error=storable(error[:MAX_ERROR_CHARS]),
         attempts=attempts,
         correlation_id=storable(correlation_id),
     )

@@ -14,7 +14,6 @@ state and a message whose redelivery finds nothing to do.
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,7 +45,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Outcome", "Pipeline", "Policy", "Report", "process_request"]
 
-_log = logging.getLogger(__name__)
 LOST_DURING_LAST_ATTEMPT = "the generator was lost during the last attempt"
 
 
@@ -160,13 +158,9 @@ async def _generate(
 
 
 async def _discard_audio(pipe: Pipeline, found: lifecycle.VariantWithOrder) -> None:
-    """After a variant failed: delete audio a lost attempt may have stored. Best effort: the
-    settlement matters more, and the drills count what is left."""
+    """After a variant failed: delete audio a lost attempt may have stored."""
     variant, order = found.variant, found.order
-    try:
-        await discard_audio(pipe.storage, order.user_id, order.id, variant.variant_number)
-    except Exception:  # noqa: BLE001 - storage trouble must not hold the message
-        _log.warning("could not delete the failed variant's audio", exc_info=True)
+    await discard_audio(pipe.storage, order.user_id, order.id, variant.variant_number)
 
 
 def _song_request(claim: _Claim) -> SongRequest:

@@ -26,6 +26,7 @@ import asyncpg
 from shared.events import VariantRequested
 
 from . import metrics
+from .deadletters import MAX_ERROR_CHARS
 from .parsing import parse_request
 from .pipeline import Outcome, Report, process_request
 
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
 
 __all__ = ["DATABASE_UNREACHABLE", "VariantWorkers"]
 
-_MAX_LOGGED_ERROR_CHARS = 2000
 _log = logging.getLogger("serenade.generator.variants")
 # What losing PostgreSQL raises (refused, reset, timed out, shutting down, out of slots), as
 # opposed to a fault of the message or the code.
@@ -208,7 +208,7 @@ def _log_report(report: Report, delivery: Delivery, seconds: float) -> None:
             "outcome": report.outcome.value,
             "duration_ms": round(seconds * 1000, 1),
             # Bounded: a poison message's error can quote a megabyte of it.
-            "error": report.error[:_MAX_LOGGED_ERROR_CHARS] if report.error else None,
+            "error": report.error[:MAX_ERROR_CHARS] if report.error else None,
             "correlation_id": report.correlation_id,
             "seq": position.sequence if position else None,
             "delivered": position.delivered if position else None,

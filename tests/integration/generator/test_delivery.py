@@ -181,12 +181,13 @@ async def test_a_redelivery_takes_over_a_variant_left_generating_by_a_dead_proce
     assert (row.status, row.attempts) == ("complete", 2)
 
 
-async def test_a_process_lost_during_the_last_attempt_fails_the_variant(
+async def test_a_process_lost_during_the_last_attempt_fails_the_variant_and_keeps_no_audio(
     generator_env: GeneratorEnv,
 ) -> None:
     env = generator_env
     order = await seed_order(env.pool, variants=1)
     await _mark_generating(env, order.variant_ids[0], attempts=env.settings.max_attempts)
+    left = [_leave_audio(env, order, "mp3"), _leave_audio(env, order, "wav")]
     redelivery = _request(order, delivered=4)
 
     report = await process_request(redelivery, _pipeline(env), abandon=asyncio.Event())
@@ -201,6 +202,7 @@ async def test_a_process_lost_during_the_last_attempt_fails_the_variant(
     assert (row.status, row.attempts) == ("failed", env.settings.max_attempts)
     assert row.error == "the generator was lost during the last attempt"
     assert [letter["payload"]["error_type"] for letter in letters] == ["GeneratorLost"]
+    assert [path.exists() for path in left] == [False, False]
 
 
 async def test_an_abandoned_attempt_goes_back_to_pending_uncounted_and_is_redelivered_at_once(
@@ -294,22 +296,6 @@ def _leave_audio(env: GeneratorEnv, order: SeededOrder, extension: str = "mp3") 
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(b"audio of a lost attempt")
     return path
-
-
-async def test_a_variant_failed_after_its_generator_was_lost_keeps_no_audio(
-    generator_env: GeneratorEnv,
-) -> None:
-    env = generator_env
-    order = await seed_order(env.pool, variants=1)
-    await _mark_generating(env, order.variant_ids[0], attempts=env.settings.max_attempts)
-    left = [_leave_audio(env, order, "mp3"), _leave_audio(env, order, "wav")]
-
-    report = await process_request(
-        _request(order, delivered=4), _pipeline(env), abandon=asyncio.Event()
-    )
-
-    assert report.outcome is Outcome.FAILED
-    assert [path.exists() for path in left] == [False, False]
 
 
 async def test_a_variant_whose_last_attempt_fails_keeps_no_audio_of_an_earlier_lost_one(
