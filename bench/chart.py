@@ -1,34 +1,35 @@
-"""The results as one PNG of horizontal bar panels (drawn with ``bench.canvas``)."""
+"""The results as one PNG of horizontal bar panels, drawn with matplotlib (Agg, no display)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from bench.canvas import GLYPH_HEIGHT, Canvas, Color
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from matplotlib.axes import Axes
+
     from bench.report import Results
 
-__all__ = ["draw_chart"]
+__all__ = ["Bar", "Panel", "chart_figure", "draw_chart", "panels"]
 
-SERENADE: Color = (47, 110, 186)
-FLOOR: Color = (150, 150, 150)
-CEILING: Color = (76, 160, 90)
-LIMIT: Color = (200, 40, 40)
-INK: Color = (20, 20, 20)
-MUTED: Color = (90, 90, 90)
-PAPER: Color = (255, 255, 255)
+SERENADE = "#2f6eba"
+FLOOR = "#969696"
+CEILING = "#4ca05a"
+LIMIT = "#c82828"
+INK = "#141414"
+MUTED = "#5a5a5a"
 
-_WIDTH = 1100
-_LABEL_X = 20
-_BAR_X = 380
-_BAR_WIDTH = 480
-_ROW = 26
-_BAR_HEIGHT = 18
-_SCALE = 2
+_WIDTH_INCHES = 11.0
+_ROW_INCHES = 0.3
+_PANEL_INCHES = 0.75  # a panel's title and margins, beside its rows
+_HEADER_INCHES = 0.8
+_DPI = 100
 _MB = 1024 * 1024
 
 
@@ -37,7 +38,7 @@ class Bar:
     label: str
     value: float
     text: str
-    color: Color
+    color: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,41 +51,16 @@ class Panel:
     top: float | None = None
 
     @property
-    def height(self) -> int:
-        return 40 + len(self.bars) * _ROW + 18
+    def inches(self) -> float:
+        return _PANEL_INCHES + len(self.bars) * _ROW_INCHES
 
 
-def _draw(canvas: Canvas, top: int, panel: Panel) -> None:
-    canvas.text(_LABEL_X, top + 8, panel.title, INK, _SCALE)
-    canvas.rect(_LABEL_X, top + 30, _WIDTH - 2 * _LABEL_X, 1, (210, 210, 210))
-    values = [bar.value for bar in panel.bars]
-    if panel.marker:
-        values.append(panel.marker[0] * 1.15)
-    top_value = panel.top or max([*values, 1e-9])
-    rows_top = top + 40
-    bottom = rows_top + len(panel.bars) * _ROW
-    if panel.marker:  # first, so that bars and figures are drawn over it
-        value, caption = panel.marker
-        x = _BAR_X + round(_BAR_WIDTH * value / top_value)
-        canvas.rect(x, rows_top - 4, 2, bottom - rows_top, LIMIT)
-        canvas.text(x + 6, bottom - 2, caption, LIMIT, 1)
-    for index, bar in enumerate(panel.bars):
-        y = rows_top + index * _ROW
-        text_y = y + (_BAR_HEIGHT - GLYPH_HEIGHT * _SCALE) // 2
-        canvas.text(_LABEL_X, text_y, bar.label, MUTED, _SCALE)
-        share = min(bar.value / top_value, 1.0)
-        length = max(1, round(_BAR_WIDTH * share)) if bar.value > 0 else 0
-        canvas.rect(_BAR_X, y, length, _BAR_HEIGHT, bar.color)
-        figure_x = _BAR_X + length + 8
-        canvas.rect(figure_x - 2, y, Canvas.text_width(bar.text) + 4, _BAR_HEIGHT, PAPER)
-        canvas.text(figure_x, text_y, bar.text, INK, _SCALE)
-
-
-def _figure(label: str, value: float, color: Color, digits: int = 0) -> Bar:
+def _figure(label: str, value: float, color: str, digits: int = 0) -> Bar:
     return Bar(label, value, f"{value:.{digits}f}", color)
 
 
-def _panels(results: Results) -> list[Panel]:
+def panels(results: Results) -> list[Panel]:
+    """The chart's panels, top to bottom."""
     api, one, two = results.api, results.pipeline, results.pipeline_two
     db, nats = results.db_floor, results.nats_floor
 
@@ -156,20 +132,75 @@ def _panels(results: Results) -> list[Panel]:
     ]
 
 
-def draw_chart(results: Results, path: Path) -> None:
-    """Write the chart of ``results`` to ``path`` (PNG)."""
-    panels = _panels(results)
+def _draw(axes: Axes, panel: Panel) -> None:
+    values = [bar.value for bar in panel.bars]
+    if panel.marker:
+        values.append(panel.marker[0] * 1.15)
+    top_value = panel.top or max([*values, 1e-9])
+    rows = range(len(panel.bars))
+    axes.barh(
+        rows,
+        [min(bar.value, top_value) for bar in panel.bars],
+        height=0.7,
+        color=[bar.color for bar in panel.bars],
+    )
+    for row, bar in zip(rows, panel.bars, strict=True):
+        axes.annotate(
+            bar.text,
+            (min(bar.value, top_value), row),
+            xytext=(4, 0),
+            textcoords="offset points",
+            va="center",
+            color=INK,
+            fontsize=9,
+        )
+    if panel.marker:
+        value, caption = panel.marker
+        axes.axvline(value, color=LIMIT, linewidth=1.5, zorder=0)
+        axes.annotate(
+            caption,
+            (value, 1.0),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -2),
+            textcoords="offset points",
+            va="top",
+            color=LIMIT,
+            fontsize=8,
+        )
+    axes.set_title(panel.title, loc="left", fontsize=11, color=INK, fontweight="bold")
+    axes.set_yticks(list(rows), [bar.label for bar in panel.bars], color=MUTED, fontsize=9)
+    axes.invert_yaxis()  # the first bar on top, as it reads
+    # Room on the right for the figure written after the longest bar.
+    axes.set_xlim(0, top_value * 1.3)
+    axes.xaxis.set_visible(False)
+    for side in ("top", "right", "bottom"):
+        axes.spines[side].set_visible(False)
+
+
+def chart_figure(results: Results) -> Figure:
+    """The chart of ``results``: one axes per panel, in ``panels`` order."""
+    drawn = panels(results)
     machine = results.machine
     subtitle = (
         f"{machine['cpus']} cpus, {machine['cpu_model']}, {machine['ram_gib']} GiB, "
         f"postgres {'durable' if machine['postgres_durable'] else 'not durable'}"
     )
-    height = 70 + sum(panel.height for panel in panels) + 10
-    canvas = Canvas(_WIDTH, height)
-    canvas.text(_LABEL_X, 16, "serenade benchmark", INK, 3)
-    canvas.text(_LABEL_X, 46, subtitle, MUTED, _SCALE)
-    top = 70
-    for panel in panels:
-        _draw(canvas, top, panel)
-        top += panel.height
-    canvas.save_png(path)
+    body = sum(panel.inches for panel in drawn)
+    height = _HEADER_INCHES + body
+    figure = Figure(figsize=(_WIDTH_INCHES, height), dpi=_DPI)
+    # The panels below the title block; the layout keeps labels and titles from overlapping.
+    figure.set_layout_engine(ConstrainedLayoutEngine(rect=(0, 0, 1, body / height), h_pad=0.06))
+    figure.text(0.01, 1 - 0.3 / height, "serenade benchmark", fontsize=16, fontweight="bold")
+    figure.text(0.01, 1 - 0.6 / height, subtitle, fontsize=10, color=MUTED)
+    grid = figure.add_gridspec(len(drawn), 1, height_ratios=[panel.inches for panel in drawn])
+    for index, panel in enumerate(drawn):
+        _draw(figure.add_subplot(grid[index]), panel)
+    return figure
+
+
+def draw_chart(results: Results, path: Path) -> None:
+    """Write the chart of ``results`` to ``path`` (PNG)."""
+    figure = chart_figure(results)
+    # The Agg canvas renders without a display, whatever backend the environment names.
+    FigureCanvasAgg(figure)
+    figure.savefig(path, format="png")
