@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import asyncpg
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from .delivery import Delivery
     from .pipeline import Pipeline
 
-__all__ = ["DATABASE_UNREACHABLE", "VariantWorkers"]
+__all__ = ["DATABASE_UNREACHABLE", "ProcessRequest", "VariantWorkers"]
 
 _log = logging.getLogger("serenade.generator.variants")
 # What losing PostgreSQL raises (refused, reset, timed out, shutting down, out of slots), as
@@ -52,6 +52,14 @@ DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
 _PROBE_TIMEOUT = 2.0
 
 
+class ProcessRequest(Protocol):
+    """What a slot runs on a delivery: ``pipeline.process_request`` (tests pass a script)."""
+
+    def __call__(
+        self, delivery: Delivery, pipe: Pipeline, *, abandon: asyncio.Event
+    ) -> Awaitable[Report]: ...
+
+
 class VariantWorkers:
     """Runs the pipeline on up to ``concurrency`` deliveries at once; drains them on stop."""
 
@@ -62,10 +70,12 @@ class VariantWorkers:
         concurrency: int,
         database_probe: Callable[[], Awaitable[object]] | None = None,
         probe_interval: float = 1.0,
+        process: ProcessRequest = process_request,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         self._pipe = pipe
+        self._process = process
         self._concurrency = concurrency
         self._running: dict[asyncio.Task[None], int | None] = {}
         # Set whenever admission may proceed again: a slot freed, PostgreSQL back, closing.
@@ -145,7 +155,7 @@ class VariantWorkers:
     async def _work(self, delivery: Delivery) -> None:
         started = time.monotonic()
         try:
-            report = await process_request(delivery, self._pipe, abandon=self._abandon)
+            report = await self._process(delivery, self._pipe, abandon=self._abandon)
         except Exception as error:  # noqa: BLE001 - infrastructure: requeue, never lose it
             if isinstance(error, DATABASE_UNREACHABLE):
                 self._database_lost()

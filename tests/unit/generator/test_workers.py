@@ -1,5 +1,6 @@
 """The slots: admission only into a free slot, hand-back on stop, requeue on infrastructure
-errors. The pipeline is replaced by a script; no servers."""
+errors. The pipeline's step is injected as a script; no servers. Each test waits on what the
+script or the probe saw happen (``wait_for``, with a deadline), never on a pause."""
 
 from __future__ import annotations
 
@@ -8,16 +9,17 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-import pytest
-
-from services.generator import workers as workers_module
 from services.generator.delivery import Position
 from services.generator.pipeline import Outcome, Pipeline, Policy, Report
 from services.generator.providers import InstantProvider
 from services.generator.workers import VariantWorkers
+from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from services.generator.delivery import Delivery
+
+# Long enough for any loaded machine; a passing test never waits it out.
+_DEADLINE = 5.0
 
 
 @dataclass
@@ -70,6 +72,27 @@ class _Script:
         return Report(Outcome.HANDED_BACK)
 
 
+class _FlakyDatabase:
+    """A probe that fails until ``back`` is set, counting its calls."""
+
+    def __init__(self) -> None:
+        self.back = asyncio.Event()
+        self.probes = 0
+
+    async def __call__(self) -> None:
+        self.probes += 1
+        if not self.back.is_set():
+            raise ConnectionRefusedError("still away")
+
+
+async def _database_down(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
+    raise ConnectionRefusedError("PostgreSQL is away")
+
+
+async def _answers() -> None:
+    return None
+
+
 def _pipeline() -> Pipeline:
     return Pipeline(
         pool=cast("Any", None),
@@ -80,49 +103,55 @@ def _pipeline() -> Pipeline:
     )
 
 
-@pytest.fixture
-def script(monkeypatch: pytest.MonkeyPatch) -> _Script:
-    fake = _Script()
-    monkeypatch.setattr(workers_module, "process_request", fake)
-    return fake
+async def _until(condition: Any, what: str) -> None:
+    async def check() -> bool:
+        return bool(condition())
+
+    await wait_for(check, timeout=_DEADLINE, interval=0.005, what=what)
 
 
-async def _admitted(workers: VariantWorkers, delivery: _Delivery) -> asyncio.Task[None]:
+async def _admitted(
+    workers: VariantWorkers, script: _Script, delivery: _Delivery
+) -> asyncio.Task[None]:
+    """``admit(delivery)`` in a task, returned once the script has started the delivery: by
+    then ``admit`` has either returned or is waiting for a slot (nothing in between awaits)."""
     task = asyncio.ensure_future(workers.admit(delivery))
-    await asyncio.sleep(0.01)
+    await _until(lambda: delivery.sequence in script.started, f"delivery {delivery.sequence}")
     return task
 
 
-async def test_a_delivery_is_admitted_only_when_a_slot_is_free(script: _Script) -> None:
-    workers = VariantWorkers(_pipeline(), concurrency=2)
-    first = await _admitted(workers, _Delivery(1))
+async def test_a_delivery_is_admitted_only_when_a_slot_is_free() -> None:
+    script = _Script()
+    workers = VariantWorkers(_pipeline(), concurrency=2, process=script)
+    first = await _admitted(workers, script, _Delivery(1))
     assert first.done()  # one slot still free: fetch the next
-    second = await _admitted(workers, _Delivery(2))
+    second = await _admitted(workers, script, _Delivery(2))
     assert not second.done()  # both slots busy: the fetch loop waits here
     assert workers.in_flight == 2
 
     script.release[1].set()
-    await asyncio.wait_for(second, 1)
+    await asyncio.wait_for(second, _DEADLINE)
     assert workers.in_flight == 1
     script.release[2].set()
-    await workers.drain(grace=1)
+    await workers.drain(grace=_DEADLINE)
     assert script.started == [1, 2]
     assert workers.outcomes[Outcome.COMPLETE] == 2
 
 
-async def test_stopping_waits_for_the_grace_period_then_hands_back_the_rest(
-    script: _Script,
-) -> None:
-    workers = VariantWorkers(_pipeline(), concurrency=3)
+async def test_stopping_waits_for_the_grace_period_then_hands_back_the_rest() -> None:
+    script = _Script()
+    workers = VariantWorkers(_pipeline(), concurrency=3, process=script)
     quick, stuck = _Delivery(1), _Delivery(2)
-    await _admitted(workers, quick)
-    await _admitted(workers, stuck)
-    asyncio.get_running_loop().call_later(0.05, script.release[1].set)
+    await _admitted(workers, script, quick)
+    await _admitted(workers, script, stuck)
 
-    await workers.drain(grace=0.3)
+    draining = asyncio.ensure_future(workers.drain(grace=0.5))
+    await _until(lambda: workers.closed, "the drain to start")
+    script.release[1].set()  # finishes within the grace period
+    await asyncio.wait_for(draining, _DEADLINE)
 
     assert quick.settled == ["ack"]
-    assert stuck.settled == ["nak"]
+    assert stuck.settled == ["nak"]  # still in work when the grace ran out: handed back
     assert workers.in_flight == 0
     late = _Delivery(3)
     await workers.admit(late)  # fetched as the process stops: straight back
@@ -130,35 +159,37 @@ async def test_stopping_waits_for_the_grace_period_then_hands_back_the_rest(
     assert script.started == [1, 2]
 
 
-async def test_a_redelivery_of_a_message_in_work_here_is_not_started_twice(
-    script: _Script,
-) -> None:
-    workers = VariantWorkers(_pipeline(), concurrency=3)
-    await _admitted(workers, _Delivery(7))
+async def test_a_redelivery_of_a_message_in_work_here_is_not_started_twice() -> None:
+    script = _Script()
+    workers = VariantWorkers(_pipeline(), concurrency=3, process=script)
+    await _admitted(workers, script, _Delivery(7))
     again = _Delivery(7, delivered=2)
-    await _admitted(workers, again)
+    admitted = asyncio.ensure_future(workers.admit(again))
+    await asyncio.wait_for(admitted, _DEADLINE)  # slots free: admit returns at once
 
+    assert workers.in_flight == 1
     assert script.started == [7]
     assert again.settled == []
     script.release[7].set()
-    await workers.drain(grace=1)
+    await workers.drain(grace=_DEADLINE)
+    assert script.started == [7]
 
 
 async def test_an_infrastructure_error_requeues_with_a_backoff_by_delivery_count(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    caplog: Any,
 ) -> None:
-    async def database_down(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
-        raise ConnectionRefusedError("PostgreSQL is away")
-
-    monkeypatch.setattr(workers_module, "process_request", database_down)
     workers = VariantWorkers(
-        _pipeline(), concurrency=1, database_probe=_answers, probe_interval=0.01
+        _pipeline(),
+        concurrency=1,
+        database_probe=_answers,
+        probe_interval=0.01,
+        process=_database_down,
     )
     first, third = _Delivery(1), _Delivery(2, delivered=3)
     with caplog.at_level(logging.INFO, logger="serenade.generator.variants"):
-        await workers.admit(first)
-        await workers.admit(third)
-        await workers.drain(grace=1)
+        await asyncio.wait_for(workers.admit(first), _DEADLINE)
+        await asyncio.wait_for(workers.admit(third), _DEADLINE)
+        await workers.drain(grace=_DEADLINE)
 
     assert first.settled == ["nak 2"]
     assert third.settled == ["nak 7"]  # the last backoff repeats
@@ -167,73 +198,64 @@ async def test_an_infrastructure_error_requeues_with_a_backoff_by_delivery_count
     assert all("PostgreSQL is away" in str(getattr(r, "error", "")) for r in lines)
 
 
-async def _answers() -> None:
-    return None
-
-
-async def test_while_postgres_is_unreachable_no_more_messages_are_taken(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_while_postgres_is_unreachable_no_more_messages_are_taken() -> None:
     # Each delivery counts against the consumer's limit: taking message after message only to
     # requeue it would spend every waiting request's limit during an outage (drill 4).
-    async def database_down(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
-        raise ConnectionRefusedError("PostgreSQL is away")
-
-    back = asyncio.Event()
-
-    async def probe() -> None:
-        if not back.is_set():
-            raise ConnectionRefusedError("still away")
-
-    monkeypatch.setattr(workers_module, "process_request", database_down)
-    workers = VariantWorkers(_pipeline(), concurrency=4, database_probe=probe, probe_interval=0.01)
+    database = _FlakyDatabase()
+    workers = VariantWorkers(
+        _pipeline(),
+        concurrency=4,
+        database_probe=database,
+        probe_interval=0.01,
+        process=_database_down,
+    )
     first, second = _Delivery(1), _Delivery(2)
-    await asyncio.wait_for(workers.admit(first), 1)  # a slot was free
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(workers.admit(first), _DEADLINE)  # a slot was free
+    await _until(lambda: first.settled, "the first delivery to be requeued")
     assert first.settled == ["nak 2"]
     assert not workers.taking
 
+    # The fetched one is tried (and requeued); the fetch after it waits.
     admitting = asyncio.ensure_future(workers.admit(second))
-    await asyncio.sleep(0.1)
-    assert not admitting.done()  # slots are free, yet the next fetch waits while it is away
+    # Three failed probes later, slots are free, yet the next fetch still waits.
+    await _until(lambda: database.probes >= 3, "three failed probes")
+    assert not admitting.done()
 
-    back.set()
-    await asyncio.wait_for(admitting, 1)
+    database.back.set()
+    await asyncio.wait_for(admitting, _DEADLINE)
     assert workers.taking
-    await workers.drain(grace=1)
+    await workers.drain(grace=_DEADLINE)
 
 
-async def test_an_error_that_is_not_the_database_leaves_the_intake_open(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+async def test_an_error_that_is_not_the_database_leaves_the_intake_open() -> None:
     async def broken(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
         raise RuntimeError("a bug, not an outage")
 
-    monkeypatch.setattr(workers_module, "process_request", broken)
-    workers = VariantWorkers(_pipeline(), concurrency=2)
+    probe = _FlakyDatabase()
+    workers = VariantWorkers(_pipeline(), concurrency=2, database_probe=probe, process=broken)
     delivery = _Delivery(1)
-    await asyncio.wait_for(workers.admit(delivery), 1)
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(workers.admit(delivery), _DEADLINE)
+    await _until(lambda: delivery.settled, "the delivery to be requeued")
+    await workers.drain(grace=_DEADLINE)
 
     assert delivery.settled == ["nak 2"]
     assert workers.taking
-    await workers.drain(grace=1)
+    assert probe.probes == 0  # no outage was suspected
 
 
-async def test_stopping_while_postgres_is_unreachable_does_not_wait_for_it(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    async def database_down(delivery: Delivery, pipe: Pipeline, *, abandon: Any) -> Report:
-        raise OSError("no route to PostgreSQL")
-
-    async def never() -> None:
-        raise OSError("still away")
-
-    monkeypatch.setattr(workers_module, "process_request", database_down)
-    workers = VariantWorkers(_pipeline(), concurrency=1, database_probe=never, probe_interval=0.01)
+async def test_stopping_while_postgres_is_unreachable_does_not_wait_for_it() -> None:
+    database = _FlakyDatabase()  # never comes back
+    workers = VariantWorkers(
+        _pipeline(),
+        concurrency=1,
+        database_probe=database,
+        probe_interval=0.01,
+        process=_database_down,
+    )
     admitting = asyncio.ensure_future(workers.admit(_Delivery(1)))
-    await asyncio.sleep(0.05)
+    await _until(lambda: database.probes >= 1, "a failed probe")
     assert not admitting.done()
 
-    await workers.drain(grace=1)
-    await asyncio.wait_for(admitting, 1)
+    await asyncio.wait_for(workers.drain(grace=_DEADLINE), _DEADLINE)
+    await asyncio.wait_for(admitting, _DEADLINE)
+    assert database.probes >= 1
