@@ -103,6 +103,14 @@ class Settings(BaseSettings):
         gt=0.0,
         description="Seconds one generation attempt may take before it counts as failed.",
     )
+    nats_fetch_timeout: float = Field(
+        default=2.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds a pull request of the generator's and the dead-letter service's "
+        "consumers waits on NATS for messages before it asks again; short, so that the request a "
+        "stopped process leaves behind expires soon. An idle consumer's empty pull is routine.",
+    )
     generator_shutdown_grace: float = Field(
         default=5.0,
         ge=0.0,

@@ -86,7 +86,7 @@ def build_app(settings: Settings) -> FastStream:
         middlewares=[NatsPrometheusMiddleware(registry=REGISTRY, app_name="serenade-deadletter")],
         description="Keeps every failure in failed_jobs, replays them, sends reminders.",
     )
-    _subscribe(broker)
+    _subscribe(broker, fetch_timeout=settings.nats_fetch_timeout)
     _document_publications(broker)
     resources = _lifespan(
         broker, dsn, storage_url=settings.resolved_storage_url, reminder_days=settings.reminder_days
@@ -172,7 +172,18 @@ def _document_publications(broker: NatsBroker) -> None:
     )
 
 
-def _subscribe(broker: NatsBroker) -> None:
+# Messages one subscriber handles at once. Each pull asks for one message (batch_size=1) and
+# the workers handle them concurrently: nats-py 2.15+ reports an empty multi-message pull
+# (fetch(n > 1)) that times out as the builtin TimeoutError rather than nats.errors.TimeoutError
+# (nats-io/nats.py#934, fix pending in #1008), which FastStream 0.7.8's pull loop does not
+# expect: its task died and was restarted with an error-level traceback on an idle stack. The
+# single-message fetch keeps the documented exception, as it does for the generator.
+_WORKERS_PER_SUBSCRIBER: Final = 16
+
+
+def _subscribe(broker: NatsBroker, *, fetch_timeout: float) -> None:
+    pull = PullSub(batch_size=1, timeout=fetch_timeout)
+
     # NACK_ON_ERROR: an error never drops a failure (FastStream's default would terminate it);
     # the handlers NAK with a delay themselves, so this only covers what escapes them.
     @broker.subscriber(
@@ -180,7 +191,8 @@ def _subscribe(broker: NatsBroker) -> None:
         stream=JStream(STREAM_NAME, declare=False),
         durable=ENVELOPE_DURABLE,
         config=envelope_consumer_config(),
-        pull_sub=PullSub(batch_size=16, timeout=5.0),
+        pull_sub=pull,
+        max_workers=_WORKERS_PER_SUBSCRIBER,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="deadletter:envelopes",
     )
@@ -203,7 +215,8 @@ def _subscribe(broker: NatsBroker) -> None:
         stream=JStream(ADVISORY_STREAM, declare=False),
         durable=ADVISORY_DURABLE,
         config=advisory_consumer_config(),
-        pull_sub=PullSub(batch_size=16, timeout=5.0),
+        pull_sub=pull,
+        max_workers=_WORKERS_PER_SUBSCRIBER,
         ack_policy=AckPolicy.NACK_ON_ERROR,
         title="deadletter:advisories",
     )

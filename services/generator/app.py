@@ -60,9 +60,6 @@ if TYPE_CHECKING:
 __all__ = ["WORKERS", "asyncapi_document", "build_app", "take_variant_request"]
 
 WORKERS = "generator_workers"
-# A pull request waits this long on the server for a message; short, so that the request left
-# behind when the process stops fetching expires soon.
-_FETCH_TIMEOUT = 2.0
 _STOP_SUBSCRIBER_TIMEOUT = 5.0
 _FLUSH_TIMEOUT = 3.0
 _log = logging.getLogger("serenade.generator")
@@ -98,7 +95,9 @@ def build_app(settings: Settings) -> FastStream:
         stream=JStream(STREAM_NAME, declare=False),
         durable=DURABLE,
         config=consumer_config(settings),
-        pull_sub=PullSub(batch_size=1, timeout=_FETCH_TIMEOUT),
+        # One message per pull: nats-py's single-message fetch reports an empty pull as the
+        # nats.errors.TimeoutError FastStream expects (see services/deadletter/app.py).
+        pull_sub=PullSub(batch_size=1, timeout=settings.nats_fetch_timeout),
         # Every outcome settles differently (ack, nak with a backoff, nak at once): the
         # pipeline settles each message itself, after its transaction commits.
         ack_policy=AckPolicy.MANUAL,
