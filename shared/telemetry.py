@@ -2,9 +2,15 @@
 ``/metrics`` (Prometheus text or OpenMetrics), ``/health`` (200 while the event loop answers) and
 ``/asyncapi.json`` (the service's AsyncAPI document).
 
-It is an ASGI app served by uvicorn inside the service's own event loop, started and stopped by
-its lifespan. uvicorn's signal capture is switched off: the service owns SIGTERM and SIGINT and
-stops this endpoint itself, last, so that a scrape still answers while work drains.
+The routes are FastStream's ASGI support (``faststream.asgi``: ``AsgiFastStream`` routes by path,
+``get`` handlers answer GET and HEAD and 405 to other methods, ``AsgiResponse`` writes the
+answer). The ``AsgiFastStream`` here holds only these routes, no broker: the services stay plain
+``FastStream`` apps, whose start and bounded stop they drive themselves, and the endpoint is
+optional (``SERENADE_METRICS_PORT``) and must outlive the work's drain. So it is served by uvicorn
+inside the service's own event loop, started and stopped by the service's lifespan, with
+lifespan messages off (nothing to start) and uvicorn's signal capture off: the service owns
+SIGTERM and SIGINT and stops this endpoint itself, last, so that a scrape still answers while
+work drains.
 """
 
 from __future__ import annotations
@@ -13,11 +19,13 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, MutableMapping
-from typing import Any, Final
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Final
 
 import orjson
 import uvicorn
+from faststream.asgi import AsgiFastStream, AsgiResponse, Request, get
+from faststream.asgi.types import ASGIApp
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
@@ -25,64 +33,41 @@ from shared.settings import Settings
 
 __all__ = ["TelemetryServer", "telemetry_app", "telemetry_server"]
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
-_JSON: Final = "application/json"
+_JSON: Final = {"Content-Type": "application/json"}
 _STOP_TIMEOUT: Final = 3.0
 _log = logging.getLogger("serenade.telemetry")
 
 
 def telemetry_app(
     *, service: str, registry: CollectorRegistry = REGISTRY, asyncapi: Callable[[], bytes] | None
-) -> ASGIApp:
-    """The endpoint's ASGI app. ``asyncapi`` renders the AsyncAPI document (None: no route)."""
+) -> AsgiFastStream:
+    """The endpoint's ASGI app. ``asyncapi`` renders the AsyncAPI document (None: no route).
 
-    async def app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await _answer_lifespan(receive, send)
-            return
-        if scope["type"] != "http":
-            return
-        method, path = scope.get("method", "GET"), scope.get("path", "/")
-        if method not in {"GET", "HEAD"}:
-            await _respond(send, 405, b"only GET and HEAD\n", "text/plain", method=method)
-            return
-        if path == "/metrics":
-            encoder, content_type = choose_encoder(_header(scope, b"accept"))
-            await _respond(send, 200, encoder(registry), content_type, method=method)
-        elif path == "/health":
-            body = orjson.dumps({"status": "ok", "service": service})
-            await _respond(send, 200, body, _JSON, method=method)
-        elif path == "/asyncapi.json" and asyncapi is not None:
-            await _respond(send, 200, asyncapi(), _JSON, method=method)
-        else:
-            await _respond(send, 404, b"not found\n", "text/plain", method=method)
+    Each route is left out of the service's AsyncAPI document (``include_in_schema=False``): the
+    document describes messages, and this app has no broker to describe anyway.
+    """
 
-    return app
+    @get(include_in_schema=False)
+    async def metrics(request: Request) -> AsgiResponse:
+        encoder, content_type = choose_encoder(request.headers.get("accept", ""))
+        return AsgiResponse(encoder(registry), headers={"Content-Type": content_type})
 
+    health_body = orjson.dumps({"status": "ok", "service": service})
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope.get("headers", ()):
-        if key.lower() == name:
-            return bytes(value).decode("latin-1")
-    return ""
+    @get(include_in_schema=False)
+    async def health() -> AsgiResponse:
+        return AsgiResponse(health_body, headers=_JSON)
 
+    routes: list[tuple[str, ASGIApp]] = [("/metrics", metrics), ("/health", health)]
+    if asyncapi is not None:
+        render = asyncapi
 
-async def _respond(send: Send, status: int, body: bytes, content_type: str, *, method: str) -> None:
-    headers = [(b"content-type", content_type.encode()), (b"content-length", b"%d" % len(body))]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        @get(include_in_schema=False)
+        async def document() -> AsgiResponse:
+            return AsgiResponse(render(), headers=_JSON)
 
-
-async def _answer_lifespan(receive: Receive, send: Send) -> None:
-    # Served with lifespan="off"; answer politely anyway if a server asks.
-    message = await receive()
-    if message["type"] == "lifespan.startup":
-        await send({"type": "lifespan.startup.complete"})
+        routes.append(("/asyncapi.json", document))
+    return AsgiFastStream(asgi_routes=routes, logger=_log)
 
 
 class _Server(uvicorn.Server):

@@ -1,5 +1,5 @@
-"""The workers' HTTP endpoint (shared.telemetry): routes, formats, a real socket on port 0, and a
-taken port that leaves the service running without it."""
+"""The workers' HTTP endpoint (shared.telemetry, FastStream's ASGI routes): routes, formats, a
+real socket on port 0, and a taken port that leaves the service running without it."""
 
 from __future__ import annotations
 
@@ -56,8 +56,9 @@ async def test_health_asyncapi_head_and_unknown_paths(registry: CollectorRegistr
     assert (health.status_code, health.json()) == (200, {"status": "ok", "service": "tester"})
     assert document.json() == {"asyncapi": "3.0.0"}
     assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-length"] == health.headers["content-length"]
     assert missing.status_code == 404
-    assert posted.status_code == 405
+    assert (posted.status_code, posted.headers["allow"]) == (405, "GET, HEAD")
 
 
 async def test_without_a_document_there_is_no_asyncapi_route(registry: CollectorRegistry) -> None:
