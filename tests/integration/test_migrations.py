@@ -7,6 +7,7 @@ import subprocess
 import sys
 from typing import TYPE_CHECKING
 
+import asyncpg
 import pytest
 
 from shared.db import connect
@@ -110,6 +111,54 @@ async def test_a_failing_migration_rolls_back_whole_and_names_file_and_statement
         assert "9999_broken.sql" not in await _history(dsn)
         # The lock was released: a later run goes through.
         assert await apply_migrations(conn) == []
+    finally:
+        await conn.close()
+
+
+# A migration that fails while it runs, not while PostgreSQL parses it: a constraint that rows
+# already there break, then a duplicate object. Such errors carry no position.
+_RUNTIME_FAILURE = (
+    "CREATE TABLE guarded (amount int);\n"
+    "INSERT INTO guarded VALUES (-1);\n"
+    "\n"
+    "ALTER TABLE guarded ADD CONSTRAINT amount_positive CHECK (amount > 0);\n"
+    "CREATE TABLE guarded (amount int);\n"
+)
+
+
+async def test_postgres_gives_no_position_for_a_failure_at_run_time(
+    make_database: DatabaseFactory,
+) -> None:
+    # Why shared.migrations.sqlsplit exists: run as one script, asyncpg's PostgresError carries
+    # a position (an offset in the whole script) only for errors found while parsing; a
+    # constraint that existing rows break, a duplicate table or a missing referenced table
+    # come without one, so only running statement by statement can name the failing one.
+    conn = await connect(await make_database())
+    try:
+        with pytest.raises(asyncpg.CheckViolationError) as raised:
+            async with conn.transaction():
+                await conn.execute(_RUNTIME_FAILURE)
+        assert raised.value.position is None
+        with pytest.raises(asyncpg.PostgresSyntaxError) as parsed:
+            await conn.execute("SELECT 1;\nSELEC 2;")
+        assert parsed.value.position == "11"  # parse errors alone are located
+    finally:
+        await conn.close()
+
+
+async def test_a_migration_failing_at_run_time_names_its_statement(
+    make_database: DatabaseFactory,
+) -> None:
+    dsn = await make_database()
+    broken = Migration(version="9999", name="9999_guard.sql", sql=_RUNTIME_FAILURE)
+    conn = await connect(dsn)
+    try:
+        with pytest.raises(MigrationError) as raised:
+            await apply_migrations(conn, [*load_migrations(), broken])
+        message = str(raised.value)
+        assert "9999_guard.sql, statement at line 4 failed: CheckViolationError" in message
+        assert "ALTER TABLE guarded ADD CONSTRAINT amount_positive" in message
+        assert await conn.fetchval("SELECT to_regclass('guarded')") is None
     finally:
         await conn.close()
 
