@@ -21,7 +21,7 @@ import orjson
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType, StreamConfig
 
 from bench.workload import ORDER, event_payload
-from services.api.views import ORDER_COLUMNS, VARIANT_COLUMNS
+from services.api.orders.views import ORDER_COLUMNS, VARIANT_COLUMNS
 from shared.events import DUPLICATE_WINDOW_SECONDS
 
 if TYPE_CHECKING:

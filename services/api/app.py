@@ -9,29 +9,48 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from jinja2 import Environment, PackageLoader, StrictUndefined
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.template import TemplateConfig
 
-from services.api.access_log import AccessLogMiddleware
-from services.api.controllers import CONTROLLERS
-from services.api.correlation import add_correlation_header
-from services.api.database import Database
-from services.api.dependencies import dependencies
+from services.api.admin.controllers import FailedJobController
+from services.api.common.access_log import AccessLogMiddleware
+from services.api.common.correlation import add_correlation_header
+from services.api.common.database import Database
+from services.api.common.dependencies import dependencies
+from services.api.common.messaging import Messaging
+from services.api.common.metrics import ApiMetrics, MetricsMiddleware
+from services.api.common.pagination import CursorCodec
+from services.api.common.problems import exception_handlers
+from services.api.common.signing import UrlSigner
 from services.api.live import LiveEvents, StreamTuning
-from services.api.messaging import Messaging
-from services.api.metrics import ApiMetrics, MetricsMiddleware
-from services.api.pagination import CursorCodec
-from services.api.problems import exception_handlers
-from services.api.signing import UrlSigner
+from services.api.live.controllers import OrderEventsController
+from services.api.orders.controllers import OrderController, VariantController
+from services.api.sharing.controllers import MediaController, ShareController, SharePageController
+from services.api.system.controllers import SystemController
 from shared.db import create_pool
 from shared.settings import Settings
 from shared.storage import storage_from_url
 
-__all__ = ["MAX_BODY_BYTES", "create_app"]
+__all__ = ["CONTROLLERS", "MAX_BODY_BYTES", "create_app"]
+
+# Every route of the API, feature by feature; each handler parses, calls one function, returns.
+CONTROLLERS = (
+    OrderController,
+    OrderEventsController,
+    VariantController,
+    ShareController,
+    SharePageController,
+    MediaController,
+    FailedJobController,
+    SystemController,
+)
 
 # An order is a few hundred bytes; anything past this is refused with 413 before parsing.
 MAX_BODY_BYTES = 64 * 1024
@@ -50,6 +69,7 @@ def create_app(settings: Settings, *, stream_tuning: StreamTuning | None = None)
         middleware=[AccessLogMiddleware, DefineMiddleware(MetricsMiddleware, metrics=metrics)],
         before_send=[add_correlation_header],
         openapi_config=_configure_openapi(),
+        template_config=_configure_templates(),
         request_max_body_size=MAX_BODY_BYTES,
         logging_config=None,
         debug=False,
@@ -71,6 +91,23 @@ def _configure_state(settings: Settings, metrics: ApiMetrics, tuning: StreamTuni
             "stream_tuning": tuning,
         }
     )
+
+
+def _configure_templates() -> TemplateConfig[JinjaTemplateEngine]:
+    """One Jinja engine for every HTML page: ``services/api/templates/<feature>/<page>.html``.
+
+    Autoescape is on for every template, so a value from the database is always escaped;
+    an undefined name is an error rather than an empty string.
+    """
+    environment = Environment(
+        loader=PackageLoader("services.api", "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
 
 
 def _configure_openapi() -> OpenAPIConfig:

@@ -5,8 +5,8 @@ import gc
 import uvicorn
 
 from services.api.app import create_app
+from services.api.common.slow_clients import request_deadline_protocol
 from services.api.live.server import StreamClosingServer
-from services.api.slow_clients import request_deadline_protocol
 from shared.logs import configure_logging
 from shared.settings import Settings
 
@@ -27,7 +27,7 @@ def run(settings: Settings) -> None:
         port=settings.api_port,
         lifespan="on",
         log_config=None,
-        access_log=False,  # services.api.access_log writes one JSON line per request instead
+        access_log=False,  # services.api.common.access_log writes one JSON line per request instead
         proxy_headers=False,
         server_header=False,
         timeout_graceful_shutdown=10,

@@ -24,7 +24,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
-from services.api.signing import UrlSigner
+from services.api.common.signing import UrlSigner
 from shared.auth import issue_token
 from shared.db import Role
 from tests.drills.load import LoadDriver

@@ -7,7 +7,7 @@ subscribe to and the NATS feed that fills it. No stream polls the database.
 import uuid
 from dataclasses import dataclass
 
-from services.api.database import Database
+from services.api.common.database import Database
 from services.api.live.feed import FEED_SUBJECTS, NatsFeed
 from services.api.live.hub import DEFAULT_QUEUE_SIZE, EventHub, Signal, Subscription
 from services.api.live.stream import OrderStream, Snapshot, open_order_stream

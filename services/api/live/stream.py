@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import asyncpg
 from litestar.response import ServerSentEventMessage
 
-from services.api.database import Database
+from services.api.common.database import Database
+from services.api.common.problems import DATABASE_UNAVAILABLE, NotFound
 from services.api.live.hub import EventHub, LiveEvent, Signal, Subscription
-from services.api.problems import DATABASE_UNAVAILABLE, NotFound
 from shared.db import Caller, act_as_service
 from shared.enums import GenerationStatus
 from shared.events import OrderCompleted, VariantStatusChanged

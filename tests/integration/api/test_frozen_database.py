@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from services.api.database import Database
+from services.api.common.database import Database
 from shared.db import Caller, connect, create_pool
 from shared.embedded import EmbeddedPostgres
 from shared.migrations import apply_migrations

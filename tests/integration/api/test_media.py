@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from services.api.signing import UrlSigner
+from services.api.common.signing import UrlSigner
 from tests.integration.api.support import AUDIO, SECRET
 
 if TYPE_CHECKING:

@@ -23,12 +23,12 @@ import orjson
 import pytest
 
 from services.api.app import create_app
-from services.api.database import Database
+from services.api.common.database import Database
+from services.api.common.problems import NotFound
 from services.api.live import EventHub, StreamTuning
 from services.api.live.stream import open_order_stream
-from services.api.orders import create_order
-from services.api.problems import NotFound
-from services.api.schemas import CreateOrder
+from services.api.orders.queries import create_order
+from services.api.orders.schemas import CreateOrder
 from shared.db import Caller, create_pool, transaction
 from shared.enums import GenerationStatus
 from shared.events import Event, OrderCompleted, VariantStatusChanged

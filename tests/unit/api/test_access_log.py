@@ -12,7 +12,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.params import FromPath
 
-from services.api.access_log import AccessLogMiddleware, annotate_request
+from services.api.common.access_log import AccessLogMiddleware, annotate_request
 from shared.logs import JsonFormatter
 
 if TYPE_CHECKING:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.api.media import ByteRange, parse_range, storage_key
-from services.api.problems import BadRequest, RangeNotSatisfiable
-from services.api.views import derive_status
+from services.api.common.problems import BadRequest, RangeNotSatisfiable
+from services.api.orders.views import derive_status
+from services.api.sharing.media import ByteRange, parse_range, storage_key
 from shared.enums import GenerationStatus as S
 
 

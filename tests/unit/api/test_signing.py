@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from services.api.pagination import CursorCodec, Position
-from services.api.problems import BadRequest
-from services.api.signing import UrlSigner, derive_key, sign, verify
+from services.api.common.pagination import CursorCodec, Position
+from services.api.common.problems import BadRequest
+from services.api.common.signing import UrlSigner, derive_key, sign, verify
 
 SECRET = "unit-secret-" + "u" * 40
 

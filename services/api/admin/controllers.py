@@ -1,19 +1,22 @@
 """``/v1/admin/failed-jobs``: the dead-letter table for operators (service_role)."""
 
 import uuid
+from typing import Annotated
 
 from litestar import Controller, get, post
-from litestar.params import FromPath
+from litestar.params import FromPath, QueryParameter
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from services.api import admin
-from services.api.auth import service_only
-from services.api.controllers.params import Cursor, Limit, Unresolved
-from services.api.dependencies import Ctx, Cursors, Db
-from services.api.problems import problem_responses
-from services.api.schemas import FailedJobOut, FailedJobPage
+from services.api.admin import queries
+from services.api.admin.schemas import FailedJobOut, FailedJobPage
+from services.api.common.auth import service_only
+from services.api.common.dependencies import Ctx, Cursors, Db
+from services.api.common.params import Cursor, Limit
+from services.api.common.problems import problem_responses
 
 __all__ = ["FailedJobController"]
+
+Unresolved = Annotated[bool, QueryParameter(description="Only rows whose resolved_at is null.")]
 
 
 class FailedJobController(Controller):
@@ -34,7 +37,7 @@ class FailedJobController(Controller):
         cursor: Cursor = None,
     ) -> FailedJobPage:
         """Dead-letter rows, newest first, in keyset pages."""
-        return await admin.list_failed_jobs(
+        return await queries.list_failed_jobs(
             db, ctx.caller, cursors, unresolved=unresolved, limit=limit, cursor=cursor
         )
 
@@ -45,7 +48,7 @@ class FailedJobController(Controller):
     )
     async def get_failed_job(self, ctx: Ctx, db: Db, job_id: FromPath[uuid.UUID]) -> FailedJobOut:
         """One dead-letter row."""
-        return await admin.get_failed_job(db, ctx.caller, job_id)
+        return await queries.get_failed_job(db, ctx.caller, job_id)
 
     @post(
         "/{job_id:uuid}/replay",
@@ -58,6 +61,6 @@ class FailedJobController(Controller):
         self, ctx: Ctx, db: Db, job_id: FromPath[uuid.UUID]
     ) -> FailedJobOut:
         """Queue the row's variant again and mark the row replayed."""
-        return await admin.replay_failed_job(
+        return await queries.replay_failed_job(
             db, ctx.caller, job_id, correlation_id=ctx.correlation_id
         )

@@ -7,11 +7,11 @@ import asyncpg
 from litestar import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from services.api.database import Database
-from services.api.messaging import Messaging
-from services.api.metrics import ApiMetrics
-from services.api.problems import DATABASE_UNAVAILABLE, PROBLEM_MEDIA_TYPE, Problem
-from services.api.schemas import Health
+from services.api.common.database import Database
+from services.api.common.messaging import Messaging
+from services.api.common.metrics import ApiMetrics
+from services.api.common.problems import DATABASE_UNAVAILABLE, PROBLEM_MEDIA_TYPE, Problem
+from services.api.system.schemas import Health
 from shared.db import Caller
 from shared.outbox import unpublished_count
 

@@ -11,11 +11,11 @@ import uuid
 
 from litestar.response import Stream
 
-from services.api.database import Database
-from services.api.media import audio_response, check_signature
-from services.api.problems import NotFound
-from services.api.schemas import ShareOut
-from services.api.signing import UrlSigner
+from services.api.common.database import Database
+from services.api.common.problems import NotFound
+from services.api.common.signing import UrlSigner
+from services.api.sharing.media import audio_response, check_signature
+from services.api.sharing.schemas import ShareOut
 from shared.db import Caller
 from shared.enums import GenerationStatus
 from shared.storage import Storage, validate_key

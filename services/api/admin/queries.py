@@ -4,10 +4,10 @@ import uuid
 
 import asyncpg
 
-from services.api.database import Database
-from services.api.pagination import CursorCodec, Position
-from services.api.problems import Conflict, NotFound
-from services.api.schemas import FailedJobOut, FailedJobPage
+from services.api.admin.schemas import FailedJobOut, FailedJobPage
+from services.api.common.database import Database
+from services.api.common.pagination import CursorCodec, Position
+from services.api.common.problems import Conflict, NotFound
 from shared import requeue
 from shared.db import Caller
 

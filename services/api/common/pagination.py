@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 import orjson
 
-from services.api.problems import BadRequest
-from services.api.signing import b64, derive_key, sign, unb64, verify
+from services.api.common.problems import BadRequest
+from services.api.common.signing import b64, derive_key, sign, unb64, verify
 
 __all__ = ["CursorCodec", "Position"]
 

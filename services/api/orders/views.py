@@ -6,7 +6,7 @@ from typing import Any
 
 import asyncpg
 
-from services.api.schemas import OrderOut, OrderStatus, VariantOut
+from services.api.orders.schemas import OrderOut, OrderStatus, VariantOut
 from shared.enums import GenerationStatus
 
 __all__ = [

@@ -18,7 +18,7 @@ from litestar.params import ParameterKwarg
 from litestar.types import ExceptionHandlersMap
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.api.correlation import correlation_id_of
+from services.api.common.correlation import correlation_id_of
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",

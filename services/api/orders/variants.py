@@ -3,11 +3,11 @@
 import datetime as dt
 import uuid
 
-from services.api.database import Database
-from services.api.problems import Conflict, NotFound
-from services.api.schemas import AudioLink, VariantOut
-from services.api.signing import UrlSigner
-from services.api.views import VARIANT_COLUMNS, variant_out
+from services.api.common.database import Database
+from services.api.common.problems import Conflict, NotFound
+from services.api.common.signing import UrlSigner
+from services.api.orders.schemas import AudioLink, VariantOut
+from services.api.orders.views import VARIANT_COLUMNS, variant_out
 from shared.db import Caller, act_as_service
 from shared.enums import GenerationStatus, RequestReason
 from shared.events import VariantRequested

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 from litestar.response import Stream
 
-from services.api.problems import BadRequest, Forbidden, NotFound, RangeNotSatisfiable
-from services.api.signing import UrlSigner
+from services.api.common.problems import BadRequest, Forbidden, NotFound, RangeNotSatisfiable
+from services.api.common.signing import UrlSigner
 from shared.storage import (
     InvalidStoragePath,
     Storage,

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
-from services.api.database import Database
-from services.api.pagination import CursorCodec, Position
-from services.api.problems import Conflict, NotFound
-from services.api.schemas import CreateOrder, OrderOut, OrderPage
-from services.api.views import (
+from services.api.common.database import Database
+from services.api.common.pagination import CursorCodec, Position
+from services.api.common.problems import Conflict, NotFound
+from services.api.orders.schemas import CreateOrder, OrderOut, OrderPage
+from services.api.orders.views import (
     ORDER_COLUMNS,
     ORDER_WITH_VARIANTS,
     VARIANT_COLUMNS,

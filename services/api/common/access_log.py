@@ -18,7 +18,7 @@ from typing import Any, Final
 from litestar.enums import ScopeType
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.api.correlation import correlation_id_of
+from services.api.common.correlation import correlation_id_of
 from shared.logs import log_context
 
 __all__ = ["AccessLogMiddleware", "annotate_request"]

@@ -8,10 +8,10 @@ from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
 from litestar.response import ServerSentEvent
 
-from services.api.auth import user_only
-from services.api.dependencies import Ctx, Db
+from services.api.common.auth import user_only
+from services.api.common.dependencies import Ctx, Db
+from services.api.common.problems import problem_responses
 from services.api.live import LiveEvents
-from services.api.problems import problem_responses
 
 __all__ = ["OrderEventsController"]
 

@@ -4,10 +4,10 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 
-from services.api import health
-from services.api.dependencies import Db, Messenger, Metrics
-from services.api.problems import problem_responses
-from services.api.schemas import Health
+from services.api.common.dependencies import Db, Messenger, Metrics
+from services.api.common.problems import problem_responses
+from services.api.system import health
+from services.api.system.schemas import Health
 
 __all__ = ["SystemController"]
 

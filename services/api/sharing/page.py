@@ -1,43 +1,34 @@
 """``GET /s/{share_token}``: the page a recipient opens from a share link.
 
-A small HTML page (no scripts, no external resources) rendered from templates in
-``services/api/templates`` with ``string.Template``; every value from the database is
-HTML-escaped. It reads the share view (``sharing.share_view``: the anonymous role through
-row-level security) and plays the same signed share audio URL the JSON endpoint returns.
-The inline style sheet is allowed by its hash, so the Content-Security-Policy needs no
-``'unsafe-inline'``.
+A small HTML page (no scripts, no external resources) rendered by the app's Jinja template
+engine (autoescape on) from ``services/api/templates/sharing``. It reads the share view
+(``shares.share_view``: the anonymous role through row-level security) and plays the same
+signed share audio URL the JSON endpoint returns. The inline style sheet is allowed by its
+hash, so the Content-Security-Policy needs no ``'unsafe-inline'``.
 """
 
 import base64
 import hashlib
-import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http import HTTPStatus
 from importlib.resources import files
-from string import Template
+from typing import Any
 from urllib.parse import urlsplit
 
-from litestar import Response
+from litestar.response import Template
 
-from services.api import sharing
-from services.api.database import Database
-from services.api.problems import DATABASE_UNAVAILABLE, NotFound
-from services.api.schemas import ShareOut
-from services.api.signing import UrlSigner
+from services.api.common.database import Database
+from services.api.common.problems import DATABASE_UNAVAILABLE, NotFound
+from services.api.common.signing import UrlSigner
+from services.api.sharing import shares
+from services.api.sharing.schemas import ShareOut
 from shared.enums import GenerationStatus, Occasion
 
-__all__ = ["OCCASION_LABELS", "SharePage", "page_response", "render_lyrics", "share_page"]
+__all__ = ["OCCASION_LABELS", "SharePage", "Stanza", "page_response", "share_page", "stanzas"]
 
-
-def _template(name: str) -> str:
-    return (files("services.api") / "templates" / name).read_text(encoding="utf-8")
-
-
-_LAYOUT = Template(_template("share_layout.html"))
-_SONG = Template(_template("share_song.html"))
-_NOTICE = Template(_template("share_notice.html"))
-_CSS = _template("share_page.css")
+# Inlined as it is (our own file, never user input): its hash below must match the bytes sent.
+_CSS = (files("services.api") / "templates" / "sharing" / "page.css").read_text(encoding="utf-8")
 _CSS_HASH = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
 
 OCCASION_LABELS: dict[Occasion, str] = {
@@ -59,128 +50,122 @@ _STANZA_BREAK = re.compile(r"\n[ \t]*\n+")
 
 @dataclass(frozen=True, slots=True)
 class SharePage:
+    """Which template to render, with what, and the status it is sent with."""
+
     status: int
-    html: str
+    template: str
+    context: dict[str, Any] = field(default_factory=dict)
     audio_url: str | None = None
 
 
-def _e(text: object) -> str:
-    return html.escape(str(text), quote=True)
+@dataclass(frozen=True, slots=True)
+class Stanza:
+    heading: str | None
+    lines: list[str]
 
 
-def render_lyrics(lyrics: str | None) -> str:
-    """Stanzas as paragraphs with their line breaks kept; ``[Chorus]`` lines as headings."""
+def stanzas(lyrics: str | None) -> list[Stanza]:
+    """Stanzas with their lines; a first line like ``[Chorus]`` becomes the stanza's heading."""
     text = (lyrics or "").replace("\r\n", "\n").replace("\r", "\n").strip()
     if not text:
-        return ""
-    parts = ['<section class="lyrics" aria-label="Lyrics">', "<h2>Lyrics</h2>"]
+        return []
+    result = []
     for stanza in _STANZA_BREAK.split(text):
         lines = [line.strip() for line in stanza.split("\n")]
         heading = _SECTION.match(lines[0])
         if heading:
-            parts.append(f"<h3>{_e(heading.group(1))}</h3>")
             lines = lines[1:]
-        if lines:
-            parts.append('<p class="stanza">' + "<br>\n".join(_e(line) for line in lines) + "</p>")
-    parts.append("</section>")
-    return "\n".join(parts)
+        result.append(Stanza(heading.group(1) if heading else None, lines))
+    return result
 
 
-def _duration(seconds: float | None) -> str:
+def _duration(seconds: float | None) -> str | None:
     if not seconds or seconds <= 0:
-        return ""
+        return None
     minutes, rest = divmod(round(seconds), 60)
-    return f'<p class="duration">{minutes}:{rest:02d}</p>'
+    return f"{minutes}:{rest:02d}"
 
 
-def _for_line(share: ShareOut) -> str:
-    return (
-        f'<p class="for"><span class="occasion">{_e(OCCASION_LABELS[share.occasion])}</span>'
-        f' <span class="recipient">for {_e(share.recipient_name)}</span></p>'
-    )
+def _page(page_title: str, **context: Any) -> dict[str, Any]:
+    return {"page_title": page_title, "css": _CSS, "refresh_seconds": None, **context}
 
 
-def _layout(page_title: str, main: str, *, head: str = "") -> str:
-    return _LAYOUT.substitute(page_title=_e(page_title), head=head, css=_CSS, main=main)
-
-
-def _notice(kind: str, icon: str, heading: str, text: str, *, share: ShareOut | None) -> str:
-    return _NOTICE.substitute(
-        for_line=_for_line(share) if share else "",
-        kind=kind,
-        icon=icon,
-        heading=_e(heading),
-        text=_e(text),
-    )
+def _notice(
+    kind: str, icon: str, heading: str, text: str, *, share: ShareOut | None
+) -> dict[str, Any]:
+    """A notice's context; with ``share``, the occasion and recipient line above it."""
+    return {
+        "kind": kind,
+        "icon": icon,
+        "heading": heading,
+        "text": text,
+        "occasion": OCCASION_LABELS[share.occasion] if share else None,
+        "recipient": share.recipient_name if share else None,
+    }
 
 
 def _song_page(share: ShareOut) -> SharePage:
     title = share.title or "Your song"
     occasion = OCCASION_LABELS[share.occasion]
-    description = f"A {occasion} song for {share.recipient_name}"
-    head = (
-        f'<meta property="og:type" content="music.song">\n'
-        f'<meta property="og:title" content="{_e(title)}">\n'
-        f'<meta property="og:description" content="{_e(description)}">\n'
-        f'<meta name="description" content="{_e(description)}">'
-    )
-    main = _SONG.substitute(
-        occasion=_e(occasion),
-        recipient=_e(share.recipient_name),
-        title=_e(title),
-        audio_url=_e(share.audio_url),
+    context = _page(
+        f"{title} \u00b7 for {share.recipient_name}",
+        occasion=occasion,
+        recipient=share.recipient_name,
+        title=title,
+        description=f"A {occasion} song for {share.recipient_name}",
+        audio_url=share.audio_url,
         duration=_duration(share.duration_seconds),
-        lyrics=render_lyrics(share.lyrics),
+        stanzas=stanzas(share.lyrics),
     )
-    page = _layout(f"{title} · for {share.recipient_name}", main, head=head)
-    return SharePage(HTTPStatus.OK, page, share.audio_url)
+    return SharePage(HTTPStatus.OK, "sharing/song.html", context, share.audio_url)
 
 
 def _waiting_page(share: ShareOut) -> SharePage:
-    main = _notice(
+    notice = _notice(
         "waiting",
-        "&#9997;&#65039;",
+        "\u270d\ufe0f",
         "This song is still being written",
         "It is usually ready within a minute or two. This page refreshes by itself.",
         share=share,
     )
-    head = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
-    return SharePage(HTTPStatus.OK, _layout("A song is on its way", main, head=head))
+    context = _page("A song is on its way", refresh_seconds=REFRESH_SECONDS, **notice)
+    return SharePage(HTTPStatus.OK, "sharing/notice.html", context)
 
 
 def _failed_page(share: ShareOut) -> SharePage:
-    main = _notice(
+    notice = _notice(
         "failed",
-        "&#127926;",
+        "\U0001f3b6",
         "This song could not be finished",
         "Something went wrong while it was being made. "
         "Ask the person who sent you this link to try again.",
         share=share,
     )
-    return SharePage(HTTPStatus.OK, _layout("This song could not be finished", main))
+    context = _page("This song could not be finished", **notice)
+    return SharePage(HTTPStatus.OK, "sharing/notice.html", context)
 
 
 def _missing_page() -> SharePage:
-    main = _notice(
+    notice = _notice(
         "missing",
-        "&#128269;",
+        "\U0001f50d",
         "We could not find this song",
         "The link may be incomplete or mistyped. Check it against the message you received.",
         share=None,
     )
-    return SharePage(HTTPStatus.NOT_FOUND, _layout("Song not found", main))
+    return SharePage(HTTPStatus.NOT_FOUND, "sharing/notice.html", _page("Song not found", **notice))
 
 
 def _unavailable_page() -> SharePage:
-    main = _notice(
+    notice = _notice(
         "unavailable",
-        "&#9203;",
+        "\u23f3",
         "This song cannot be reached right now",
         "Please try again in a moment. This page refreshes by itself.",
         share=None,
     )
-    head = f'<meta http-equiv="refresh" content="{REFRESH_SECONDS}">'
-    return SharePage(HTTPStatus.SERVICE_UNAVAILABLE, _layout("Try again shortly", main, head=head))
+    context = _page("Try again shortly", refresh_seconds=REFRESH_SECONDS, **notice)
+    return SharePage(HTTPStatus.SERVICE_UNAVAILABLE, "sharing/notice.html", context)
 
 
 def render(share: ShareOut) -> SharePage:
@@ -192,10 +177,10 @@ def render(share: ShareOut) -> SharePage:
     return _waiting_page(share)
 
 
-async def share_page(db: Database, signer: UrlSigner, token: str) -> Response[str]:
+async def share_page(db: Database, signer: UrlSigner, token: str) -> Template:
     """The share page for ``token``: 404 (as a page) for an unknown or malformed link."""
     try:
-        page = render(await sharing.share_view(db, signer, token))
+        page = render(await shares.share_view(db, signer, token))
     except NotFound:
         page = _missing_page()
     except DATABASE_UNAVAILABLE:
@@ -211,7 +196,7 @@ def _media_sources(audio_url: str | None) -> str:
     return " ".join(sources)
 
 
-def page_response(page: SharePage) -> Response[str]:
+def page_response(page: SharePage) -> Template:
     """The page with headers that let it do nothing but show itself and play its audio."""
     policy = "; ".join(
         [
@@ -233,4 +218,10 @@ def page_response(page: SharePage) -> Response[str]:
     }
     if page.status == HTTPStatus.SERVICE_UNAVAILABLE:
         headers["Retry-After"] = str(REFRESH_SECONDS)
-    return Response(page.html, status_code=page.status, media_type="text/html", headers=headers)
+    return Template(
+        page.template,
+        context=page.context,
+        status_code=page.status,
+        media_type="text/html",
+        headers=headers,
+    )

@@ -10,13 +10,13 @@ from litestar import Request
 from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
-from services.api.auth import caller_of
-from services.api.correlation import correlation_id_of
-from services.api.database import Database
-from services.api.messaging import Messaging
-from services.api.metrics import ApiMetrics
-from services.api.pagination import CursorCodec
-from services.api.signing import UrlSigner
+from services.api.common.auth import caller_of
+from services.api.common.correlation import correlation_id_of
+from services.api.common.database import Database
+from services.api.common.messaging import Messaging
+from services.api.common.metrics import ApiMetrics
+from services.api.common.pagination import CursorCodec
+from services.api.common.signing import UrlSigner
 from shared.db import Caller
 from shared.storage import Storage
 

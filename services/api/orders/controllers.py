@@ -1,21 +1,32 @@
-"""``/v1/orders``: create, list, read, and the +1 upsell."""
+"""``/v1/orders`` (create, list, read, the +1 upsell) and ``/v1/variants`` (retry, audio link)."""
 
 import uuid
+from typing import Annotated
 
 from litestar import Controller, Response, get, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, JSONBody
-from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED
+from litestar.params import FromPath, HeaderParameter, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
-from services.api import orders, variants
-from services.api.access_log import annotate_request
-from services.api.auth import user_only, user_or_service
-from services.api.controllers.params import Cursor, IdempotencyKey, Limit
-from services.api.dependencies import Ctx, Cursors, Db
-from services.api.problems import problem_responses
-from services.api.schemas import CreateOrder, OrderOut, OrderPage, VariantOut
+from services.api.common.access_log import annotate_request
+from services.api.common.auth import user_only, user_or_service
+from services.api.common.dependencies import Ctx, Cursors, Db, Signer
+from services.api.common.params import Cursor, Limit
+from services.api.common.problems import problem_responses
+from services.api.orders import queries, variants
+from services.api.orders.schemas import AudioLink, CreateOrder, OrderOut, OrderPage, VariantOut
 
-__all__ = ["OrderController"]
+__all__ = ["OrderController", "VariantController"]
+
+IdempotencyKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe creation: the same key within 24 h returns the first order.",
+    ),
+]
 
 _REPLAYED = ResponseSpec(
     OrderOut,
@@ -24,7 +35,7 @@ _REPLAYED = ResponseSpec(
 )
 
 
-def _created(result: orders.CreatedOrder) -> Response[OrderOut]:
+def _created(result: queries.CreatedOrder) -> Response[OrderOut]:
     annotate_request(order_id=result.order.id)
     if result.replayed:
         return Response(
@@ -50,7 +61,7 @@ class OrderController(Controller):
         self, data: JSONBody[CreateOrder], ctx: Ctx, db: Db, idempotency_key: IdempotencyKey = None
     ) -> Response[OrderOut]:
         """Create an order for the caller; its variants are queued for generation."""
-        created = await orders.create_order(
+        created = await queries.create_order(
             db, ctx.caller, data, idempotency_key=idempotency_key, correlation_id=ctx.correlation_id
         )
         return _created(created)
@@ -65,7 +76,7 @@ class OrderController(Controller):
         self, ctx: Ctx, db: Db, cursors: Cursors, limit: Limit = 20, cursor: Cursor = None
     ) -> OrderPage:
         """The caller's orders, newest first, in keyset pages."""
-        return await orders.list_orders(db, ctx.caller, cursors, limit=limit, cursor=cursor)
+        return await queries.list_orders(db, ctx.caller, cursors, limit=limit, cursor=cursor)
 
     @get(
         "/{order_id:uuid}",
@@ -75,7 +86,7 @@ class OrderController(Controller):
     )
     async def get_order(self, ctx: Ctx, db: Db, order_id: FromPath[uuid.UUID]) -> OrderOut:
         """One order with its variants (its owner or service_role)."""
-        return await orders.get_order(db, ctx.caller, order_id)
+        return await queries.get_order(db, ctx.caller, order_id)
 
     @post(
         "/{order_id:uuid}/variants",
@@ -88,3 +99,33 @@ class OrderController(Controller):
     async def add_variant(self, ctx: Ctx, db: Db, order_id: FromPath[uuid.UUID]) -> VariantOut:
         """The +1 upsell: add the order's next variant and queue it."""
         return await variants.upsell(db, ctx.caller, order_id, correlation_id=ctx.correlation_id)
+
+
+class VariantController(Controller):
+    path = "/v1/variants"
+    tags = ("variants",)
+    security = ({"BearerToken": []},)
+
+    @post(
+        "/{variant_id:uuid}/retry",
+        operation_id="retryVariant",
+        response_description="The variant, pending again with its attempts reset.",
+        guards=[user_or_service],
+        status_code=HTTP_202_ACCEPTED,
+        responses=problem_responses(400, 401, 404, 409, 503),
+    )
+    async def retry_variant(self, ctx: Ctx, db: Db, variant_id: FromPath[uuid.UUID]) -> VariantOut:
+        """Queue a failed variant again: back to pending with its attempts reset."""
+        return await variants.retry(db, ctx.caller, variant_id, correlation_id=ctx.correlation_id)
+
+    @get(
+        "/{variant_id:uuid}/audio",
+        operation_id="getVariantAudio",
+        guards=[user_only],
+        responses=problem_responses(400, 401, 403, 404, 409, 503),
+    )
+    async def get_audio(
+        self, ctx: Ctx, db: Db, signer: Signer, variant_id: FromPath[uuid.UUID]
+    ) -> AudioLink:
+        """A short-lived signed URL to a complete variant's audio."""
+        return await variants.audio_link(db, ctx.caller, signer, variant_id)

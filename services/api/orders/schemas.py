@@ -1,7 +1,7 @@
-"""The HTTP bodies: what the API accepts and returns, as pydantic models.
+"""The orders feature's HTTP bodies: what it accepts and returns, as pydantic models.
 
 Inputs refuse unknown fields and wrong types (a number is not a string, "3" is not a count);
-outputs mirror the contract's Order, Variant, share view and dead-letter row field for field.
+outputs mirror the contract's Order and Variant field for field.
 """
 
 import datetime as dt
@@ -16,13 +16,9 @@ from shared.enums import GenerationStatus, Genre, Mood, Occasion
 __all__ = [
     "AudioLink",
     "CreateOrder",
-    "FailedJobOut",
-    "FailedJobPage",
-    "Health",
     "OrderOut",
     "OrderPage",
     "OrderStatus",
-    "ShareOut",
     "VariantOut",
 ]
 
@@ -143,50 +139,3 @@ class AudioLink(BaseModel):
 
     url: str
     expires_at: dt.datetime
-
-
-class ShareOut(BaseModel):
-    """What a share link shows: one variant, nothing about its owner or the other variants."""
-
-    variant_number: int = Field(ge=1, le=5)
-    status: GenerationStatus
-    title: str | None
-    lyrics: str | None
-    duration_seconds: float | None
-    recipient_name: str
-    occasion: Occasion
-    audio_url: str | None = Field(description="Signed URL of the audio; null until complete.")
-    expires_at: dt.datetime | None = Field(description="When audio_url stops working.")
-
-
-class FailedJobOut(BaseModel):
-    """A dead-letter row."""
-
-    id: uuid.UUID
-    subject: str
-    service: str
-    event_data: Any = Field(description="The original event as JSON, or its raw text.")
-    error_type: str
-    error: str
-    attempts: int
-    message_id: str
-    correlation_id: str | None
-    created_at: dt.datetime
-    replayed_at: dt.datetime | None
-    resolved_at: dt.datetime | None
-
-
-class FailedJobPage(BaseModel):
-    """Dead-letter rows, newest first."""
-
-    items: list[FailedJobOut]
-    next_cursor: str | None = Field(
-        description="Pass as ?cursor= for the next page; null at the end."
-    )
-
-
-class Health(BaseModel):
-    """The process answers; with /ready, what it depends on answers too."""
-
-    status: Literal["ok", "ready"]
-    checks: dict[str, str] = Field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""``/health``, ``/ready`` and ``/metrics``: the checks behind them and their schema."""
