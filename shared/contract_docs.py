@@ -219,7 +219,55 @@ def complete_asyncapi(
             _add_channel(channels, messages, subject, servers)
     if not any(_references(value, _EMPTY_PAYLOAD) for value in messages.values()):
         schemas.pop("EmptyPayload", None)
+    _name_messages_after_events(doc)
     return doc
+
+
+def _name_messages_after_events(doc: dict[str, Any]) -> None:
+    """Message ids named after the event they carry (``VariantRequested``), not FastStream's
+    generic ``Message`` / ``SubscribeMessage``: code generators and viewers show these names.
+    A component message is keyed by the event's name; should two channels carry the same event
+    with different descriptions, the second is keyed ``<event>:<channel>``."""
+    messages: dict[str, Any] = doc["components"]["messages"]
+    renamed_components: dict[str, str] = {}
+    new_messages: dict[str, Any] = {}
+    for old_key, message in messages.items():
+        name = _event_name(message) or old_key
+        key = name if name not in new_messages else f"{name}:{old_key.rsplit(':', 1)[0]}"
+        message["name"] = name
+        message["title"] = name
+        new_messages[key] = message
+        renamed_components[old_key] = key
+    doc["components"]["messages"] = dict(sorted(new_messages.items()))
+
+    renamed_in_channel: dict[str, str] = {}
+    for channel_key, channel in doc.get("channels", {}).items():
+        refs: dict[str, Any] = channel.get("messages", {})
+        channel_messages: dict[str, Any] = {}
+        for old_id, reference in refs.items():
+            component = renamed_components[reference["$ref"].rsplit("/", 1)[-1]]
+            new_id = str(new_messages[component]["name"])
+            channel_messages[new_id] = {"$ref": f"#/components/messages/{component}"}
+            renamed_in_channel[f"#/channels/{channel_key}/messages/{old_id}"] = (
+                f"#/channels/{channel_key}/messages/{new_id}"
+            )
+        if refs:
+            channel["messages"] = channel_messages
+    for operation in doc.get("operations", {}).values():
+        operation["messages"] = [
+            {"$ref": renamed_in_channel.get(ref["$ref"], ref["$ref"])}
+            for ref in operation.get("messages", [])
+        ]
+
+
+def _event_name(message: Mapping[str, Any]) -> str | None:
+    """The name of the event a message carries: its payload schema's name or title."""
+    payload = message.get("payload", {})
+    reference = payload.get("$ref")
+    if isinstance(reference, str) and reference.startswith(_COMPONENT_SCHEMAS):
+        return reference.removeprefix(_COMPONENT_SCHEMAS)
+    title = payload.get("title")
+    return title if isinstance(title, str) else None
 
 
 def _add_channel(
@@ -229,10 +277,9 @@ def _add_channel(
     servers: list[dict[str, str]],
 ) -> None:
     key = f"contract:{subject.key}"
-    message_key = f"{key}:Message"
+    message_key = f"{key}:{subject.model.__name__}"
     model = subject.model.__name__
     messages[message_key] = {
-        "title": message_key,
         "name": model,
         "summary": (subject.model.__doc__ or model).strip(),
         "contentType": "application/json",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import jsonschema
 import orjson
 import pytest
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from shared.events import Event
 
 ROOT = Path(__file__).resolve().parents[2]
+# The official AsyncAPI 3.0.0 JSON Schema (see tests/schemas/README.md).
+ASYNCAPI_SCHEMA = ROOT / "tests" / "schemas" / "asyncapi-3.0.0.json"
 RENDERERS: dict[str, Callable[[], bytes]] = {
     "generator": generator_asyncapi.render,
     "deadletter": deadletter_asyncapi.render,
@@ -103,6 +106,30 @@ def test_every_contract_subject_is_described_with_its_event_payload(service: str
 
 
 @pytest.mark.parametrize("service", RENDERERS)
+def test_document_is_valid_asyncapi_by_the_official_schema(service: str) -> None:
+    schema = orjson.loads(ASYNCAPI_SCHEMA.read_bytes())
+    validator = jsonschema.Draft7Validator(schema)
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(document(service))
+    ]
+    assert errors == []
+    # A check @asyncapi/parser adds to the schema: an operation sends or receives only messages
+    # of its own channel.
+    doc = document(service)
+    for operation_id, operation in doc["operations"].items():
+        channel = operation["channel"]["$ref"]
+        for message in operation["messages"]:
+            assert message["$ref"].startswith(f"{channel}/messages/"), operation_id
+
+
+def test_the_official_schema_refuses_a_broken_document() -> None:
+    schema = orjson.loads(ASYNCAPI_SCHEMA.read_bytes())
+    doc = document("generator")
+    doc["channels"]["broken"] = {"address": 5, "messages": "none"}
+    assert not jsonschema.Draft7Validator(schema).is_valid(doc)
+
+
+@pytest.mark.parametrize("service", RENDERERS)
 def test_every_reference_resolves_and_names_the_real_correlation_header(service: str) -> None:
     doc = document(service)
     for reference in references(doc):
@@ -110,6 +137,22 @@ def test_every_reference_resolves_and_names_the_real_correlation_header(service:
     for message in doc["components"]["messages"].values():
         assert message["correlationId"]["location"] == "$message.header#/X-Correlation-Id"
     assert "EmptyPayload" not in doc["components"]["schemas"], "a payload is left undescribed"
+
+
+@pytest.mark.parametrize("service", RENDERERS)
+def test_every_message_is_named_after_the_event_it_carries(service: str) -> None:
+    doc = document(service)
+    for channel in doc["channels"].values():
+        for message_id, reference in channel["messages"].items():
+            message = resolve(doc, reference)
+            payload = message["payload"]
+            event = payload["$ref"].rsplit("/", 1)[-1] if "$ref" in payload else payload["title"]
+            assert message_id == message["name"] == event, (service, channel["address"])
+    for operation in doc["operations"].values():
+        for reference in operation["messages"]:
+            assert resolve(doc, reference)["name"] == reference["$ref"].rsplit("/", 1)[-1]
+    generic = {"Message", "SubscribeMessage", "PublishMessage"}
+    assert not {key.rsplit(":", 1)[-1] for key in doc["components"]["messages"]} & generic
 
 
 def test_generator_document_says_what_the_generator_receives_and_sends() -> None:
