@@ -5,8 +5,8 @@ version the tests run against.
 
 The schema is vendored (nothing is downloaded at run time) from
 https://github.com/compose-spec/compose-spec/blob/a08f8d51631b7127ddac3d2c65537db429d0f1d0/schema/compose-spec.json
-(the file's last change there, 2025-10-21). To follow the spec, replace
-``tests/unit/compose/compose-spec.json`` and update the commit above.
+(the file's last change there, 2025-10-21), into ``tests/schemas/`` (its README says how to
+update it).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from shared.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "compose.yaml"
-SCHEMA_FILE = Path(__file__).resolve().parent / "compose" / "compose-spec.json"
+SCHEMA_FILE = ROOT / "tests" / "schemas" / "compose-spec.json"
 
 SERENADE_SERVICES = ("migrate", "api", "generator", "deadletter")
 REQUIRED_SETTINGS = ("SERENADE_DATABASE_URL", "SERENADE_NATS_URL", "SERENADE_JWT_SECRET")
