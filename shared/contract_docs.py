@@ -25,15 +25,21 @@ from shared.events import (
     CORRELATION_HEADER,
     SUBJECT_DEADLETTER_PREFIX,
     SUBJECT_OCCASION_UPCOMING,
+    SUBJECT_ORDER_CANCELLED,
     SUBJECT_ORDER_COMPLETED,
     SUBJECT_ORDER_CREATED,
+    SUBJECT_PAYMENT_REFUNDED,
+    SUBJECT_PAYMENT_SUCCEEDED,
     SUBJECT_VARIANT_REQUESTED,
     SUBJECT_VARIANT_STATUS,
     DeadLettered,
     Event,
     OccasionUpcoming,
+    OrderCancelled,
     OrderCompleted,
     OrderCreated,
+    PaymentRefunded,
+    PaymentSucceeded,
     VariantRequested,
     VariantStatusChanged,
 )
@@ -106,6 +112,9 @@ CONTRACT_SUBJECTS: Final = (
     ContractSubject(SUBJECT_ORDER_COMPLETED, OrderCompleted, "generator, deadletter"),
     ContractSubject(f"{SUBJECT_DEADLETTER_PREFIX}.{{service}}", DeadLettered, "any service"),
     ContractSubject(SUBJECT_OCCASION_UPCOMING, OccasionUpcoming, "deadletter (reminders)"),
+    ContractSubject(SUBJECT_PAYMENT_SUCCEEDED, PaymentSucceeded, "api"),
+    ContractSubject(SUBJECT_PAYMENT_REFUNDED, PaymentRefunded, "api"),
+    ContractSubject(SUBJECT_ORDER_CANCELLED, OrderCancelled, "api"),
 )
 # Every event model of shared.events, in the contract's order.
 EVENT_MODELS: Final[tuple[type[Event], ...]] = tuple(s.model for s in CONTRACT_SUBJECTS)

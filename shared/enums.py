@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import enum
 
-__all__ = ["GenerationStatus", "Genre", "Mood", "Occasion", "RequestReason"]
+__all__ = [
+    "GenerationStatus",
+    "Genre",
+    "Mood",
+    "Occasion",
+    "PaymentKind",
+    "PaymentStatus",
+    "RequestReason",
+]
 
 
 class GenerationStatus(enum.StrEnum):
@@ -57,3 +65,19 @@ class RequestReason(enum.StrEnum):
     UPSELL = "upsell"
     RETRY = "retry"
     REPLAY = "replay"
+
+
+class PaymentKind(enum.StrEnum):
+    """What a payment buys: the order's own variants, or one +1 upsell variant."""
+
+    ORDER = "order"
+    UPSELL = "upsell"
+
+
+class PaymentStatus(enum.StrEnum):
+    AWAITING = "awaiting"
+    PAID = "paid"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+    REFUND_PENDING = "refund_pending"
+    REFUNDED = "refunded"

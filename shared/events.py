@@ -13,7 +13,7 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from shared.enums import GenerationStatus, Occasion, RequestReason
+from shared.enums import GenerationStatus, Occasion, PaymentKind, RequestReason
 
 __all__ = [
     "CORRELATION_HEADER",
@@ -23,15 +23,21 @@ __all__ = [
     "STREAM_SUBJECTS",
     "SUBJECT_DEADLETTER_PREFIX",
     "SUBJECT_OCCASION_UPCOMING",
+    "SUBJECT_ORDER_CANCELLED",
     "SUBJECT_ORDER_COMPLETED",
     "SUBJECT_ORDER_CREATED",
+    "SUBJECT_PAYMENT_REFUNDED",
+    "SUBJECT_PAYMENT_SUCCEEDED",
     "SUBJECT_VARIANT_REQUESTED",
     "SUBJECT_VARIANT_STATUS",
     "DeadLettered",
     "Event",
     "OccasionUpcoming",
+    "OrderCancelled",
     "OrderCompleted",
     "OrderCreated",
+    "PaymentRefunded",
+    "PaymentSucceeded",
     "VariantRequested",
     "VariantStatusChanged",
     "deadletter_subject",
@@ -47,6 +53,9 @@ SUBJECT_VARIANT_REQUESTED = "serenade.variants.requested"
 SUBJECT_VARIANT_STATUS = "serenade.variants.status"
 SUBJECT_ORDER_COMPLETED = "serenade.orders.completed"
 SUBJECT_OCCASION_UPCOMING = "serenade.occasions.upcoming"
+SUBJECT_PAYMENT_SUCCEEDED = "serenade.payments.succeeded"
+SUBJECT_PAYMENT_REFUNDED = "serenade.payments.refunded"
+SUBJECT_ORDER_CANCELLED = "serenade.orders.cancelled"
 SUBJECT_DEADLETTER_PREFIX = "serenade.deadletter"
 DEADLETTER_SUBJECTS = f"{SUBJECT_DEADLETTER_PREFIX}.>"
 
@@ -151,6 +160,44 @@ class OccasionUpcoming(Event):
     occasion_date: dt.date = Field(description="The date given on the order.")
     next_date: dt.date = Field(description="Its next anniversary.")
     days_until: int = Field(ge=0, description="Days from today to next_date.")
+
+
+class PaymentSucceeded(Event):
+    """A payment was paid and the variants it buys are queued."""
+
+    subject: ClassVar[str] = SUBJECT_PAYMENT_SUCCEEDED
+    type: Literal["payments.succeeded"] = "payments.succeeded"
+    payment_id: uuid.UUID = Field(description="The payment.")
+    order_id: uuid.UUID = Field(description="Its order.")
+    user_id: uuid.UUID = Field(description="The order's owner.")
+    kind: PaymentKind = Field(description="`order` (the order's own) or `upsell`.")
+    amount: int = Field(gt=0, description="Amount paid, in minor units of currency.")
+    currency: str = Field(description="ISO currency code, lower case.")
+    variant_ids: list[uuid.UUID] = Field(description="The variants it buys, now queued.")
+
+
+class PaymentRefunded(Event):
+    """A payment was refunded (by serenade or in the provider's dashboard)."""
+
+    subject: ClassVar[str] = SUBJECT_PAYMENT_REFUNDED
+    type: Literal["payments.refunded"] = "payments.refunded"
+    payment_id: uuid.UUID = Field(description="The payment.")
+    order_id: uuid.UUID = Field(description="Its order.")
+    user_id: uuid.UUID = Field(description="The order's owner.")
+    amount: int = Field(gt=0, description="Amount refunded, in minor units of currency.")
+    currency: str = Field(description="ISO currency code, lower case.")
+
+
+class OrderCancelled(Event):
+    """An order's own payment was cancelled or expired unpaid: nothing will be generated."""
+
+    subject: ClassVar[str] = SUBJECT_ORDER_CANCELLED
+    type: Literal["orders.cancelled"] = "orders.cancelled"
+    order_id: uuid.UUID = Field(description="The order.")
+    user_id: uuid.UUID = Field(description="Its owner.")
+    reason: Literal["cancelled", "expired"] = Field(
+        description="`cancelled` by its owner, or `expired` unpaid."
+    )
 
 
 class DeadLettered(Event):

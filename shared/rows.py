@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict
 
-from shared.enums import GenerationStatus, Genre, Mood, Occasion
+from shared.enums import GenerationStatus, Genre, Mood, Occasion, PaymentKind, PaymentStatus
 
 __all__ = [
     "ROW_MODELS",
@@ -20,6 +20,8 @@ __all__ = [
     "OccasionReminderRow",
     "OrderRow",
     "OutboxRow",
+    "PaymentRow",
+    "PaymentWebhookEventRow",
     "SongVariantRow",
     "TableRow",
 ]
@@ -69,6 +71,8 @@ class SongVariantRow(TableRow):
     updated_at: dt.datetime
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+    # The payment that buys it (migration 0060); None with payments off.
+    payment_id: uuid.UUID | None = None
 
 
 class FailedJobRow(TableRow):
@@ -88,6 +92,8 @@ class FailedJobRow(TableRow):
     created_at: dt.datetime
     replayed_at: dt.datetime | None
     resolved_at: dt.datetime | None
+    # The payment a payments dead letter is about (migration 0060).
+    payment_id: uuid.UUID | None = None
 
 
 class OutboxRow(TableRow):
@@ -112,10 +118,46 @@ class OccasionReminderRow(TableRow):
     sent_at: dt.datetime
 
 
+class PaymentRow(TableRow):
+    table: ClassVar[str] = "payments"
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    kind: PaymentKind
+    status: PaymentStatus
+    amount: int
+    currency: str
+    provider: str
+    provider_session_id: str | None
+    provider_payment_intent: str | None
+    checkout_url: str | None
+    session_attempts: int
+    lapse_reason: str | None
+    refund_attempts: int
+    refund_requested_at: dt.datetime | None
+    next_refund_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    expires_at: dt.datetime
+    paid_at: dt.datetime | None
+    refunded_at: dt.datetime | None
+
+
+class PaymentWebhookEventRow(TableRow):
+    table: ClassVar[str] = "payment_webhook_events"
+
+    event_id: str
+    event_type: str
+    payment_id: uuid.UUID | None
+    received_at: dt.datetime
+
+
 ROW_MODELS: tuple[type[TableRow], ...] = (
     OrderRow,
     SongVariantRow,
     FailedJobRow,
     OutboxRow,
     OccasionReminderRow,
+    PaymentRow,
+    PaymentWebhookEventRow,
 )

@@ -5,14 +5,28 @@ Nothing else in the code base reads the environment: services receive a ``Settin
 
 from __future__ import annotations
 
+import enum
 import functools
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["MissingSettingError", "Settings", "get_settings"]
+__all__ = ["MissingSettingError", "PaymentsMode", "Settings", "get_settings"]
+
+
+class PaymentsMode(enum.StrEnum):
+    """Who takes the money: nobody (orders are free), the built-in checkout, or Stripe."""
+
+    OFF = "off"
+    LOCAL = "local"
+    STRIPE = "stripe"
+
+
+# Stripe Checkout Sessions expire between 30 minutes and 24 hours after they are made.
+STRIPE_MIN_TTL = 1800
+STRIPE_MAX_TTL = 86400
 
 
 class MissingSettingError(RuntimeError):
@@ -140,6 +154,62 @@ class Settings(BaseSettings):
         description="How many days ahead occasion reminders are sent.",
     )
 
+    # --- payments ----------------------------------------------------------------------------
+    payments: PaymentsMode = Field(
+        default=PaymentsMode.OFF,
+        description="`off` (orders are free: generation starts at once), `local` (the built-in "
+        "test checkout at /pay/{payment_id}, development only) or `stripe` (Stripe Checkout).",
+    )
+    payment_webhook_secret: SecretStr | None = Field(
+        default=None,
+        description="The secret that signs payment webhooks (Stripe's whsec_..., any string for "
+        "local). `serenade dev` generates one for local and keeps it in the data directory; "
+        "required for stripe.",
+    )
+    stripe_api_key: SecretStr | None = Field(
+        default=None, description="Stripe's secret key (sk_...); required for stripe."
+    )
+    stripe_api_base: str | None = Field(
+        default=None, description="Stripe's API base (a test double's address); unset: Stripe's."
+    )
+    price_order: int = Field(
+        default=2900, gt=0, description="Price of an order of up to three variants, minor units."
+    )
+    price_upsell: int = Field(
+        default=900, gt=0, description="Price of each variant past three, and of the +1 upsell."
+    )
+    currency: str = Field(
+        default="eur", pattern=r"^[a-z]{3}$", description="ISO currency code, lower case."
+    )
+    payment_ttl: int = Field(
+        default=86400,
+        ge=1,
+        description="Seconds an unpaid order waits before it expires (1800-86400 with stripe).",
+    )
+    payment_worker_interval: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=60.0,
+        description="Seconds between the payments worker's rounds (expiry, sessions, refunds).",
+    )
+    refund_max_attempts: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="Refund attempts before a refund is dead-lettered (service payments).",
+    )
+
+    @model_validator(mode="after")
+    def _stripe_ttl_within_checkout_limits(self) -> Self:
+        if self.payments is PaymentsMode.STRIPE and not (
+            STRIPE_MIN_TTL <= self.payment_ttl <= STRIPE_MAX_TTL
+        ):
+            raise ValueError(
+                f"SERENADE_PAYMENT_TTL must be {STRIPE_MIN_TTL}-{STRIPE_MAX_TTL} seconds with "
+                "stripe (Checkout's own limits)"
+            )
+        return self
+
     @field_validator("retry_backoff", mode="before")
     @classmethod
     def _parse_backoff(cls, value: object) -> object:
@@ -179,6 +249,23 @@ class Settings(BaseSettings):
         if self.jwt_secret is None or not self.jwt_secret.get_secret_value():
             raise MissingSettingError("SERENADE_JWT_SECRET", "give the HS256 signing secret")
         return self.jwt_secret.get_secret_value()
+
+    def require_payment_webhook_secret(self) -> str:
+        secret = self.payment_webhook_secret
+        if secret is None or not secret.get_secret_value().strip():
+            raise MissingSettingError(
+                "SERENADE_PAYMENT_WEBHOOK_SECRET", "give the secret that signs payment webhooks"
+            )
+        return secret.get_secret_value()
+
+    def require_stripe_api_key(self) -> str:
+        if self.stripe_api_key is None or not self.stripe_api_key.get_secret_value():
+            raise MissingSettingError("SERENADE_STRIPE_API_KEY", "give Stripe's secret key")
+        return self.stripe_api_key.get_secret_value()
+
+    @property
+    def payments_on(self) -> bool:
+        return self.payments is not PaymentsMode.OFF
 
     def backoff_for(self, attempt: int) -> float:
         """Seconds to wait after failed attempt number ``attempt`` (1-based); the last repeats."""

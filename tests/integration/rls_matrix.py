@@ -35,6 +35,9 @@ class World:
     token_a1: uuid.UUID
     job: uuid.UUID
     outbox_event: uuid.UUID
+    payment_a: uuid.UUID
+    payment_b: uuid.UUID
+    webhook_event: str
 
     def callers(self) -> dict[str, Caller]:
         return {
@@ -101,9 +104,36 @@ async def seed_world(conn: asyncpg.Connection) -> World:
         "INSERT INTO outbox (event_id, subject, payload) VALUES ($1, 'serenade.test', '{}')",
         outbox_event,
     )
+    payments = [
+        await conn.fetchval(
+            "INSERT INTO payments (order_id, kind, amount, currency, provider, expires_at)"
+            " VALUES ($1, 'order', 2900, 'eur', 'local', now() + interval '1 day') RETURNING id",
+            order_id,
+        )
+        for order_id in (order_a, order_b)
+    ]
+    payment_a, payment_b = payments
+    webhook_event = f"evt_{uuid.uuid4().hex}"
+    await conn.execute(
+        "INSERT INTO payment_webhook_events (event_id, event_type, payment_id)"
+        " VALUES ($1, 'checkout.session.completed', $2)",
+        webhook_event,
+        payment_a,
+    )
     assert token_a1 is not None
     return World(
-        user_a, user_b, order_a, order_b, tuple(variants_a), variant_b, token_a1, job, outbox_event
+        user_a,
+        user_b,
+        order_a,
+        order_b,
+        tuple(variants_a),
+        variant_b,
+        token_a1,
+        job,
+        outbox_event,
+        payment_a,
+        payment_b,
+        webhook_event,
     )
 
 
@@ -148,6 +178,28 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
                 f"SELECT {column} FROM {table}",
                 {row_id} if caller == "service_role" else DENIED,
             )
+    # Payments: owners read their own (through their orders), anon nothing; webhook event ids
+    # are the system's alone.
+    seen_payments = {
+        "owner A": {world.payment_a},
+        "user B": {world.payment_b},
+        "service_role": {world.payment_a, world.payment_b},
+    }
+    for caller in everyone:
+        add(
+            "payments",
+            "SELECT",
+            caller,
+            "SELECT id FROM payments",
+            DENIED if caller in anons else seen_payments[caller],
+        )
+        add(
+            "payment_webhook_events",
+            "SELECT",
+            caller,
+            "SELECT event_id FROM payment_webhook_events",
+            {world.webhook_event} if caller == "service_role" else DENIED,
+        )
     # Anon reads the shared variant's order, but not the fields the share view leaves out.
     for anon in anons:
         for column in ("story", "user_id", "idempotency_key"):
@@ -190,6 +242,26 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
         if caller != "service_role":
             add("failed_jobs", "INSERT", caller, insert_job, DENIED, str(uuid.uuid4()))
 
+    # Amounts, currency and status never come from a client: only service_role writes them.
+    insert_payment = (
+        "INSERT INTO payments (order_id, kind, amount, currency, provider, expires_at)"
+        " VALUES ($1, 'upsell', 1, 'eur', 'local', now())"
+    )
+    insert_webhook_event = (
+        "INSERT INTO payment_webhook_events (event_id, event_type) VALUES ($1, 'x')"
+    )
+    for caller in everyone:
+        allowed: Any = {ONE_ROW} if caller == "service_role" else DENIED
+        add("payments", "INSERT", caller, insert_payment, allowed, world.order_a)
+        add(
+            "payment_webhook_events",
+            "INSERT",
+            caller,
+            insert_webhook_event,
+            allowed,
+            f"evt_{uuid.uuid4().hex}",
+        )
+
     # ---- UPDATE ------------------------------------------------------------------------
     for column, value in (("status", "'generating'"), ("storage_path", "'other/user.mp3'")):
         sql = f"UPDATE song_variants SET {column} = {value} WHERE id = $1 RETURNING id"
@@ -200,6 +272,40 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
     for caller in everyone:
         expected = {world.order_a} if caller == "service_role" else DENIED
         add("orders", "UPDATE", caller, update_order, expected, world.order_a)
+    update_payment = (
+        "UPDATE payments SET status = 'paid', paid_at = now() WHERE id = $1 RETURNING id"
+    )
+    link_variant = "UPDATE song_variants SET payment_id = $2 WHERE id = $1 RETURNING id"
+    update_webhook_event = (
+        "UPDATE payment_webhook_events SET event_type = 'y' WHERE event_id = $1 RETURNING event_id"
+    )
+    for caller in everyone:
+        service = caller == "service_role"
+        add(
+            "payments",
+            "UPDATE",
+            caller,
+            update_payment,
+            {world.payment_a} if service else DENIED,
+            world.payment_a,
+        )
+        add(
+            "song_variants",
+            "UPDATE payment_id",
+            caller,
+            link_variant,
+            {world.variants_a[0]} if service else DENIED,
+            world.variants_a[0],
+            world.payment_b,
+        )
+        add(
+            "payment_webhook_events",
+            "UPDATE",
+            caller,
+            update_webhook_event,
+            {world.webhook_event} if service else DENIED,
+            world.webhook_event,
+        )
     update_job = "UPDATE failed_jobs SET resolved_at = now() WHERE id = $1 RETURNING id"
     for caller in everyone:
         expected = {world.job} if caller == "service_role" else DENIED
@@ -210,11 +316,25 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
         ("orders", world.order_a),
         ("song_variants", world.variants_a[0]),
         ("failed_jobs", world.job),
+        ("payments", world.payment_b),
     ):
         sql = f"DELETE FROM {table} WHERE id = $1 RETURNING id"
         for caller in everyone:
             expected = {row_id} if caller == "service_role" else DENIED
             add(table, "DELETE", caller, sql, expected, row_id)
+    delete_webhook_event = (
+        "DELETE FROM payment_webhook_events WHERE event_id = $1 RETURNING event_id"
+    )
+    for caller in everyone:
+        expected = {world.webhook_event} if caller == "service_role" else DENIED
+        add(
+            "payment_webhook_events",
+            "DELETE",
+            caller,
+            delete_webhook_event,
+            expected,
+            world.webhook_event,
+        )
     return cases
 
 

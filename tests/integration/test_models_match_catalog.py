@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from shared.db import connect
-from shared.enums import GenerationStatus, Genre, Mood, Occasion
+from shared.enums import GenerationStatus, Genre, Mood, Occasion, PaymentKind, PaymentStatus
 from shared.rows import ROW_MODELS, TableRow
 
 # How a PostgreSQL type reads in Python through asyncpg (with our json codecs).
@@ -32,6 +32,8 @@ ENUMS = {
     "occasion": Occasion,
     "genre": Genre,
     "mood": Mood,
+    "payment_kind": PaymentKind,
+    "payment_status": PaymentStatus,
 }
 
 

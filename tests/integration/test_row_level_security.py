@@ -45,7 +45,7 @@ async def test_every_role_sees_and_writes_exactly_what_the_rules_allow(
 def test_matrix_covers_every_table_operation_and_caller(world: World) -> None:
     cases = build_cases(world)
     covered = {(case.table, case.operation.split()[0], case.caller) for case in cases}
-    for table in ("orders", "song_variants", "failed_jobs"):
+    for table in ("orders", "song_variants", "failed_jobs", "payments", "payment_webhook_events"):
         for operation in ("SELECT", "INSERT", "UPDATE", "DELETE"):
             for caller in world.callers():
                 if (table, operation, caller) in covered:
@@ -73,6 +73,20 @@ MUTATIONS = {
     "failed_jobs readable by users": [
         "GRANT SELECT ON failed_jobs TO authenticated",
         "CREATE POLICY loose ON failed_jobs FOR SELECT TO authenticated USING (true)",
+    ],
+    "payments readable by every user": [
+        "ALTER POLICY payments_owner_select ON payments USING (true)",
+    ],
+    "payments writable by their owner": [
+        "GRANT UPDATE (status, paid_at) ON payments TO authenticated",
+        "CREATE POLICY loose ON payments FOR UPDATE TO authenticated USING (true)",
+    ],
+    "payments readable by anon": [
+        "GRANT SELECT ON payments TO anon",
+        "CREATE POLICY loose ON payments FOR SELECT TO anon USING (true)",
+    ],
+    "row-level security disabled on payments": [
+        "ALTER TABLE payments DISABLE ROW LEVEL SECURITY",
     ],
     "row-level security disabled on song_variants": [
         "ALTER TABLE song_variants DISABLE ROW LEVEL SECURITY",
