@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Final
 
-from services.deadletter.records import Reason
+from services.deadletter.reasons import Reason
 from shared.events import STREAM_NAME
 from shared.stream import ADVISORY_PREFIX, ADVISORY_STREAM, ADVISORY_SUBJECTS
 

@@ -1,7 +1,7 @@
 """What one failure becomes: a ``FailureRecord``, built from an envelope or an advisory.
 
 Pure functions, no I/O: each input, however malformed, yields a record, so that nothing is ever
-dropped; every text in it is one PostgreSQL can hold (``services.deadletter.storable``).
+dropped; every text in it is one PostgreSQL can hold (``shared.storable``).
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any, Final
 
 from pydantic import ValidationError
 
-from services.deadletter.storable import NOT_JSON, decode_original, escape_nul, parse_json, text_of
+from services.deadletter.reasons import Reason
 from shared.events import CORRELATION_HEADER, STREAM_NAME, DeadLettered
+from shared.storable import NOT_JSON, decode_original, parse_json, storable_text, text_of
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -29,16 +30,6 @@ __all__ = [
 ]
 
 _MSG_ID_HEADER: Final = "Nats-Msg-Id"
-
-
-class Reason:
-    """Why a row was stored: the metric label and the log field."""
-
-    ENVELOPE: Final = "envelope"
-    MALFORMED_ENVELOPE: Final = "malformed_envelope"
-    MAX_DELIVERIES: Final = "max_deliveries"
-    TERMINATED: Final = "terminated"
-    MALFORMED_ADVISORY: Final = "malformed_advisory"
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +60,7 @@ def _uuid_or_none(value: Any) -> uuid.UUID | None:
 
 
 def _str_or_none(value: Any) -> str | None:
-    return escape_nul(value) if isinstance(value, str) and value else None
+    return storable_text(value) if isinstance(value, str) and value else None
 
 
 def _event_field(event_data: Any, name: str) -> Any:
@@ -78,7 +69,7 @@ def _event_field(event_data: Any, name: str) -> Any:
 
 def _service_of(subject: str) -> str:
     """``serenade.deadletter.<service>``: the last token names the service."""
-    return escape_nul(subject.rsplit(".", 1)[-1] or "unknown")
+    return storable_text(subject.rsplit(".", 1)[-1] or "unknown")
 
 
 def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
@@ -107,13 +98,14 @@ def record_from_envelope(
     header_correlation = _header(headers, CORRELATION_HEADER)
     parsed = _parse_envelope(data)
     if isinstance(parsed, str):
+        subject_text = storable_text(subject)
         return FailureRecord(
-            subject=escape_nul(subject),
+            subject=subject_text,
             service=_service_of(subject),
             event_data=None,
             event_text=text_of(data),
             error_type="MalformedEnvelope",
-            error=f"the message on {escape_nul(subject)} is not a dead-letter envelope: {parsed}",
+            error=f"the message on {subject_text} is not a dead-letter envelope: {parsed}",
             attempts=0,
             message_id=fallback_id,
             correlation_id=header_correlation,
@@ -129,12 +121,12 @@ def record_from_envelope(
     else:
         event_data, event_text = original, None
     return FailureRecord(
-        subject=escape_nul(envelope.original_subject),
-        service=escape_nul(envelope.service),
+        subject=storable_text(envelope.original_subject),
+        service=storable_text(envelope.service),
         event_data=event_data,
         event_text=event_text,
-        error_type=escape_nul(envelope.error_type),
-        error=escape_nul(envelope.error),
+        error_type=storable_text(envelope.error_type),
+        error=storable_text(envelope.error),
         attempts=envelope.attempts,
         message_id=str(envelope.event_id) if "event_id" in raw else fallback_id,
         correlation_id=_str_or_none(envelope.correlation_id)
@@ -200,23 +192,23 @@ def record_from_advisory(
     ``original_subject`` is None when the message is no longer in the stream: the advisory
     itself is kept then, so that the failure is not lost.
     """
-    error = escape_nul(_advisory_error(advisory))
+    error = storable_text(_advisory_error(advisory))
     if original_subject is None:
         event_data, event_text = decode_original(advisory.raw)
-        subject = escape_nul(advisory.subject)
-        error += f"; the message is no longer in stream {escape_nul(advisory.stream)}"
+        subject = storable_text(advisory.subject)
+        error += f"; the message is no longer in stream {storable_text(advisory.stream)}"
     else:
         event_data, event_text = decode_original(original_data or b"")
-        subject = escape_nul(original_subject)
+        subject = storable_text(original_subject)
     return FailureRecord(
         subject=subject,
-        service=escape_nul(advisory.consumer),
+        service=storable_text(advisory.consumer),
         event_data=event_data,
         event_text=event_text,
         error_type=_ADVISORY_ERROR_TYPES[advisory.kind],
         error=error,
         attempts=max(advisory.deliveries, 0),
-        message_id=escape_nul(advisory.message_id),
+        message_id=storable_text(advisory.message_id),
         correlation_id=_header(original_headers, CORRELATION_HEADER)
         or _str_or_none(_event_field(event_data, "correlation_id")),
         variant_id=_uuid_or_none(_event_field(event_data, "variant_id"))
@@ -231,12 +223,12 @@ def record_from_malformed_advisory(
 ) -> FailureRecord:
     """An advisory we cannot read: kept whole, so that an operator can look."""
     return FailureRecord(
-        subject=escape_nul(subject),
+        subject=storable_text(subject),
         service="nats-server",
         event_data=None,
         event_text=text_of(data),
         error_type="MalformedAdvisory",
-        error=f"unreadable JetStream advisory on {escape_nul(subject)}: {problem}",
+        error=f"unreadable JetStream advisory on {storable_text(subject)}: {problem}",
         attempts=0,
         message_id=f"advisory:unreadable:{stream_seq}"
         if stream_seq is not None

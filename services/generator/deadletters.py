@@ -5,10 +5,10 @@ An envelope's event id, hence its ``Nats-Msg-Id``, is derived from the message i
 a redelivery of that message (after a crash between commit and ack) never makes a second one: the
 outbox already holds the id, and JetStream and the dead-letter table would drop it anyway.
 
-Whatever a message holds, its envelope can be written and sent: NUL characters (which
-PostgreSQL's text and jsonb refuse) are written as ``\\u0000``, and a message too large to
-travel inside an envelope (it may be as large as NATS allows, the envelope must be smaller) is
-kept as its first characters and a note of where the stream holds it whole.
+Whatever a message holds, its envelope can be written and sent: every text and the original are
+made storable by ``shared.storable`` (the rule the dead-letter service applies too), and a
+message too large to travel inside an envelope (it may be as large as NATS allows, the envelope
+must be smaller) is kept as its first characters and a note of where the stream holds it whole.
 """
 
 from __future__ import annotations
@@ -16,11 +16,11 @@ from __future__ import annotations
 import uuid
 from typing import TYPE_CHECKING, Any, ClassVar
 
-import orjson
 from pydantic import Field
 
 from shared.events import DeadLettered, deadletter_subject
 from shared.outbox import enqueue
+from shared.storable import storable_text, text_of
 
 if TYPE_CHECKING:
     import asyncpg
@@ -35,8 +35,6 @@ __all__ = [
     "envelope_for",
     "envelope_id",
     "error_text",
-    "original_event",
-    "storable",
     "write_once",
 ]
 
@@ -46,7 +44,6 @@ MAX_ORIGINAL_BYTES = 64 * 1024
 # What is kept of a larger one (bytes of its start), and of an error message (characters).
 _KEPT_BYTES = 16 * 1024
 MAX_ERROR_CHARS = 2000
-_NUL = "\x00"
 # Namespace of the generator's derived event ids (uuid5), fixed forever.
 _NAMESPACE = uuid.UUID("6f1d2c1e-8a57-4f37-9a34-7d3b1e0c9b52")
 
@@ -62,35 +59,12 @@ class GeneratorDeadLettered(DeadLettered):
 def error_text(error: BaseException) -> str:
     """An exception as the error a variant and its dead letter keep: its message (or its type's
     name), at most ``MAX_ERROR_CHARS`` characters, NUL written out."""
-    text: str = storable((str(error) or type(error).__name__)[:MAX_ERROR_CHARS])
-    return text
-
-
-def storable(value: Any) -> Any:
-    """``value`` (parsed JSON) with every NUL character written as the six characters
-    ``\\u0000``: the outbox (jsonb) refuses NUL, and a refused envelope would leave its message
-    to be redelivered until the server gives up on it."""
-    if isinstance(value, str):
-        return value.replace(_NUL, "\\u0000") if _NUL in value else value
-    if isinstance(value, list):
-        return [storable(item) for item in value]
-    if isinstance(value, dict):
-        return {storable(key): storable(item) for key, item in value.items()}
-    return value
-
-
-def original_event(data: bytes) -> Any:
-    """The original as JSON when it parses, else its raw text (bytes that are not UTF-8 are
-    kept as escapes, so nothing is lost); NULs escaped (``storable``)."""
-    try:
-        return storable(orjson.loads(data))
-    except orjson.JSONDecodeError:
-        return storable(data.decode("utf-8", errors="backslashreplace"))
+    return storable_text((str(error) or type(error).__name__)[:MAX_ERROR_CHARS])
 
 
 def _cut(data: bytes, position: Position | None) -> str:
     """The start of a message too large for an envelope, and where it is kept whole."""
-    head = storable(data[:_KEPT_BYTES].decode("utf-8", errors="backslashreplace"))
+    head = text_of(data[:_KEPT_BYTES])
     where = (
         f"; whole in stream {position.stream} at sequence {position.sequence}" if position else ""
     )
@@ -124,7 +98,8 @@ def envelope_for(
 ) -> GeneratorDeadLettered:
     """The envelope giving up on ``delivery`` (the event ``event_id``, when it was one).
     ``attempts`` defaults to the deliveries made. A message larger than ``MAX_ORIGINAL_BYTES``
-    travels as its start (``original`` is then not used); every text is made storable."""
+    travels as its start (``original`` is then not used). ``original`` must be storable already
+    (``shared.storable.json_or_text``); every other text is made so here."""
     position = delivery.position
     if attempts is None:
         attempts = position.delivered if position else 1
@@ -132,12 +107,12 @@ def envelope_for(
         original = _cut(delivery.data, position)
     return GeneratorDeadLettered(
         event_id=envelope_id(event_id=event_id, position=position),
-        original_subject=storable(delivery.subject),
-        original_event=storable(original),
-        error_type=storable(error_type),
-        error=storable(error[:MAX_ERROR_CHARS]),
+        original_subject=storable_text(delivery.subject),
+        original_event=original,
+        error_type=storable_text(error_type),
+        error=storable_text(error[:MAX_ERROR_CHARS]),
         attempts=attempts,
-        correlation_id=storable(correlation_id),
+        correlation_id=None if correlation_id is None else storable_text(correlation_id),
     )
 
 

@@ -13,8 +13,7 @@ import orjson
 from pydantic import ValidationError
 
 from shared.events import VariantRequested
-
-from .deadletters import original_event, storable
+from shared.storable import json_or_text, storable_text
 
 __all__ = ["Poison", "clean_correlation_id", "parse_request"]
 
@@ -36,12 +35,14 @@ def parse_request(data: bytes) -> VariantRequested | Poison:
     try:
         payload = orjson.loads(data)
     except orjson.JSONDecodeError as error:
-        return Poison("InvalidJSON", f"the message is not JSON: {error}", original_event(data))
+        return Poison("InvalidJSON", f"the message is not JSON: {error}", json_or_text(data))
     try:
         request = VariantRequested.model_validate(payload)
     except ValidationError as error:
         return Poison(
-            "InvalidEvent", f"not a valid variants.requested event: {_summary(error)}", payload
+            "InvalidEvent",
+            f"not a valid variants.requested event: {_summary(error)}",
+            json_or_text(data),
         )
     cleaned = clean_correlation_id(request.correlation_id)
     if cleaned != request.correlation_id:
@@ -53,8 +54,7 @@ def clean_correlation_id(value: str | None) -> str | None:
     """``value`` fit to pass on: NULs escaped, at most 128 characters; None when empty."""
     if not value:
         return None
-    cleaned: str = storable(value)
-    return cleaned[:_MAX_CORRELATION_CHARS]
+    return storable_text(value)[:_MAX_CORRELATION_CHARS]
 
 
 def _summary(error: ValidationError) -> str:

@@ -22,10 +22,11 @@ from shared.db import Caller, transaction
 from shared.enums import GenerationStatus
 from shared.logs import log_context
 from shared.outbox import enqueue
+from shared.storable import json_or_text
 from shared.storage import audio_path, discard_audio
 
 from .attempt import Abandoned, check_song, run_provider
-from .deadletters import envelope_for, error_text, original_event, write_once
+from .deadletters import envelope_for, error_text, write_once
 from .parsing import Poison, parse_request
 from .providers.base import SongRequest
 from .reports import Outcome, Report
@@ -203,7 +204,7 @@ async def _claim(
             await write_once(
                 conn,
                 envelope_for(
-                    delivery, event_id=request.event_id, original=original_event(delivery.data),
+                    delivery, event_id=request.event_id, original=json_or_text(delivery.data),
                     error_type="UnknownVariant", error=error, correlation_id=correlation_id,
                 ),
             )  # fmt: skip
@@ -257,7 +258,7 @@ async def _start(
                     conn,
                     envelope_for(
                         delivery, event_id=request.event_id,
-                        original=original_event(delivery.data), error_type="GeneratorLost",
+                        original=json_or_text(delivery.data), error_type="GeneratorLost",
                         error=LOST_DURING_LAST_ATTEMPT, attempts=variant.attempts,
                         correlation_id=correlation_id,
                     ),
@@ -298,7 +299,7 @@ async def _attempt_failed(
                     conn,
                     envelope_for(
                         delivery, event_id=claim.request.event_id,
-                        original=original_event(delivery.data), error_type=type(error).__name__,
+                        original=json_or_text(delivery.data), error_type=type(error).__name__,
                         error=text, attempts=claim.attempt, correlation_id=claim.correlation_id,
                     ),
                 )  # fmt: skip

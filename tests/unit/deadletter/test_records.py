@@ -15,9 +15,9 @@ from services.deadletter.records import (
     record_from_envelope,
     record_from_malformed_advisory,
 )
-from services.deadletter.storable import decode_original
 from shared.enums import RequestReason
 from shared.events import DeadLettered, VariantRequested
+from shared.storable import decode_original
 
 SUBJECT = "serenade.deadletter.generator"
 

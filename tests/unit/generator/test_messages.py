@@ -7,14 +7,11 @@ import uuid
 
 import orjson
 
-from services.generator.deadletters import (
-    GeneratorDeadLettered,
-    envelope_id,
-    original_event,
-)
+from services.generator.deadletters import GeneratorDeadLettered, envelope_id
 from services.generator.delivery import Position
 from services.generator.parsing import Poison, parse_request
 from shared.events import VariantRequested
+from shared.storable import json_or_text
 
 _STORED = dt.datetime(2026, 3, 4, 5, 6, 7, tzinfo=dt.UTC)
 
@@ -45,9 +42,9 @@ def test_json_of_the_wrong_shape_is_poison_kept_as_json_naming_the_fields() -> N
 
 
 def test_the_original_event_is_json_when_it_parses_and_text_otherwise() -> None:
-    assert original_event(b'{"a": [1, 2]}') == {"a": [1, 2]}
-    assert original_event(b"[1, 2]") == [1, 2]
-    assert original_event(b"plain words") == "plain words"
+    assert json_or_text(b'{"a": [1, 2]}') == {"a": [1, 2]}
+    assert json_or_text(b"[1, 2]") == [1, 2]
+    assert json_or_text(b"plain words") == "plain words"
 
 
 def test_every_delivery_of_one_message_names_the_same_envelope() -> None:

@@ -1,8 +1,10 @@
-"""Text and JSON as PostgreSQL can hold them.
+"""Text and JSON as PostgreSQL can hold them: the one rule for every text and jsonb column that
+keeps what a message brought (dead letters, their envelopes, correlation ids).
 
 text and jsonb refuse NUL; jsonb (through the orjson codec) refuses lone surrogates and integers
-beyond 64 bits. NUL characters are written as the six characters ``\\u0000``; a document that
-jsonb cannot hold exactly is kept as text instead, verbatim.
+beyond 64 bits, and orjson would read such an integer as a float, changing it. NUL characters are
+written as the six characters ``\\u0000``, lone surrogates as ``\\udXXX``; a document that jsonb
+cannot hold exactly is kept as text instead, verbatim.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-__all__ = ["NOT_JSON", "decode_original", "escape_nul", "parse_json", "text_of"]
+__all__ = ["NOT_JSON", "decode_original", "json_or_text", "parse_json", "storable_text", "text_of"]
 
 _INT64_MIN: Final = -(2**63)
 _UINT64_MAX: Final = 2**64 - 1
@@ -33,9 +35,18 @@ def _bounded_int(text: str) -> int:
     return value
 
 
-def escape_nul(text: str) -> str:
-    """``text`` with NUL characters (which PostgreSQL refuses) written as ``\\u0000``."""
+def _escape_nul(text: str) -> str:
     return text.replace(_NUL, _NUL_ESCAPED) if _NUL in text else text
+
+
+def storable_text(text: str) -> str:
+    """``text`` as a text column holds it: NULs written as ``\\u0000``, lone surrogates (which
+    are not UTF-8) as ``\\udXXX``."""
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = text.encode("utf-8", errors="backslashreplace").decode()
+    return _escape_nul(text)
 
 
 def _storable(value: Any) -> Any:
@@ -45,7 +56,7 @@ def _storable(value: Any) -> Any:
             value.encode()
         except UnicodeEncodeError as error:
             raise _NotRepresentableError("lone surrogate") from error
-        return escape_nul(value)
+        return _escape_nul(value)
     if isinstance(value, list):
         return [_storable(item) for item in value]
     if isinstance(value, dict):
@@ -68,7 +79,7 @@ def parse_json(text: str) -> Any:
 
 def text_of(data: bytes) -> str:
     """Bytes as text: UTF-8, with invalid bytes written as ``\\xNN`` escapes, NULs escaped."""
-    return escape_nul(data.decode("utf-8", errors="backslashreplace"))
+    return _escape_nul(data.decode("utf-8", errors="backslashreplace"))
 
 
 def decode_original(original: bytes | str) -> tuple[Any, str | None]:
@@ -82,5 +93,12 @@ def decode_original(original: bytes | str) -> tuple[Any, str | None]:
         text = original
     value = parse_json(text)
     if value is NOT_JSON:
-        return None, escape_nul(text)
+        return None, storable_text(text)
     return value, None
+
+
+def json_or_text(data: bytes) -> Any:
+    """A message as one JSON value: its JSON when jsonb can hold it exactly, else its text
+    (``decode_original``'s two halves in one)."""
+    value, text = decode_original(data)
+    return value if text is None else text
