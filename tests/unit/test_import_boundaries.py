@@ -1,5 +1,6 @@
 """Every import-linter contract in pyproject.toml holds: services import shared, never each
-other; shared imports no service; the API's features import common, never each other."""
+other; shared imports no service; the API's features import common, never each other; no import
+cycles."""
 
 from __future__ import annotations
 

@@ -6,7 +6,7 @@ import pytest
 from obstore.store import MemoryStore
 
 from shared.storage import InvalidStoragePath, Storage, StoredObjectNotFound, storage_from_url
-from shared.storage_s3 import ObjectStoreStorage, S3Storage
+from shared.storage.s3 import ObjectStoreStorage, S3Storage
 
 
 async def test_objects_are_written_sized_read_in_ranges_and_deleted() -> None:

@@ -13,7 +13,7 @@ import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import S3Store
 
-from shared.storage import StoredObjectNotFound, validate_key
+from shared.storage.base import StoredObjectNotFound, validate_key
 
 if TYPE_CHECKING:
     from obstore.store import ObjectStore

@@ -1,29 +1,20 @@
-"""Where audio is kept, behind one small interface chosen by ``SERENADE_STORAGE_URL``.
-
-Paths are relative keys such as ``{user_id}/{order_id}/variant-1.mp3``; the database keeps the
-key, never a URL. ``file://`` keeps files under a root folder; ``s3://bucket/prefix`` keeps objects
-in S3 (or any S3-compatible store) through obstore.
-"""
+"""The storage protocol and what every store shares: keys, their validation, content types,
+and the audio layout of a variant."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
-from pathlib import Path
 from typing import Protocol, runtime_checkable
-from urllib.parse import unquote, urlparse
 
 __all__ = [
-    "FileStorage",
     "InvalidStoragePath",
     "Storage",
     "StoredObjectNotFound",
     "audio_path",
     "content_type_for",
     "discard_audio",
-    "storage_from_url",
     "validate_key",
 ]
 
@@ -35,8 +26,6 @@ _CONTENT_TYPES = {
     "m4a": "audio/mp4",
 }
 _log = logging.getLogger(__name__)
-# A write this small (no fsync) takes tens of microseconds: less than the thread hop.
-_WRITE_INLINE_BYTES = 64 * 1024
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}$")
 
 
@@ -103,66 +92,3 @@ class Storage(Protocol):
     async def exists(self, key: str) -> bool: ...
 
     async def delete(self, key: str) -> None: ...
-
-
-class FileStorage:
-    """Objects as files under ``root``; writes are atomic (temp file, then rename)."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root.resolve()
-
-    def path_of(self, key: str) -> Path:
-        """The file of ``key``, guaranteed to lie inside the root."""
-        path = (self.root / validate_key(key)).resolve()
-        if not path.is_relative_to(self.root):
-            raise InvalidStoragePath(key)
-        return path
-
-    async def put(self, key: str, data: bytes, content_type: str) -> None:  # noqa: ARG002
-        if len(data) <= _WRITE_INLINE_BYTES:
-            self._put(self.path_of(key), data)
-        else:
-            await asyncio.to_thread(self._put, self.path_of(key), data)
-
-    @staticmethod
-    def _put(path: Path, data: bytes) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-        temporary.write_bytes(data)
-        temporary.replace(path)
-
-    async def size(self, key: str) -> int:
-        try:
-            return self.path_of(key).stat().st_size
-        except FileNotFoundError as error:
-            raise StoredObjectNotFound(key) from error
-
-    async def read(self, key: str, start: int = 0, end: int | None = None) -> bytes:
-        return await asyncio.to_thread(self._read, self.path_of(key), start, end)
-
-    @staticmethod
-    def _read(path: Path, start: int, end: int | None) -> bytes:
-        try:
-            with path.open("rb") as handle:
-                handle.seek(start)
-                return handle.read() if end is None else handle.read(max(0, end - start))
-        except FileNotFoundError as error:
-            raise StoredObjectNotFound(str(path)) from error
-
-    async def exists(self, key: str) -> bool:
-        return self.path_of(key).is_file()
-
-    async def delete(self, key: str) -> None:
-        self.path_of(key).unlink(missing_ok=True)
-
-
-def storage_from_url(url: str) -> Storage:
-    """``file:///abs/path`` or ``s3://bucket/prefix``."""
-    parsed = urlparse(url)
-    if parsed.scheme == "file":
-        return FileStorage(Path(unquote(parsed.path)))
-    if parsed.scheme == "s3":
-        from shared.storage_s3 import S3Storage  # noqa: PLC0415 - only S3 deployments need it
-
-        return S3Storage(bucket=parsed.netloc, prefix=parsed.path.strip("/"))
-    raise ValueError(f"unsupported storage URL {url!r}: use file:///abs/path or s3://bucket/prefix")
