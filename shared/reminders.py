@@ -1,7 +1,9 @@
 """Occasion reminders: ``serenade.occasions.upcoming`` once per order and year.
 
 An order's ``occasion_date`` comes round again every year; when its next occurrence is at most
-``days_ahead`` days away, a reminder goes out through the outbox. The table
+``days_ahead`` days away, a reminder goes out through the outbox. The occurrence the order was
+made for is never reminded (the customer is buying its song already): a birthday ordered ten
+days ahead is reminded a year later, not ten days later. The table
 ``occasion_reminders`` (primary key: order and year of the occurrence) is the guard, so two
 processes, a restart or a rerun on the same day can never send one twice.
 
@@ -57,14 +59,14 @@ def _next_anniversary(month: int, day: int, today: dt.date) -> dt.date:
 
 
 def next_occurrence(occasion_date: dt.date, today: dt.date) -> dt.date:
-    """The occasion's next date on or after ``today``.
-
-    A date still to come is itself (an order placed ahead of the day); otherwise its next
-    anniversary, 29 February falling on 28 February in common years.
-    """
-    if occasion_date >= today:
-        return occasion_date
-    return _next_anniversary(occasion_date.month, occasion_date.day, today)
+    """The occasion's next coming round on or after ``today``: its first anniversary that is
+    both on or after ``today`` and after the date itself (the occurrence the order was made
+    for, even when still to come, is not one), 29 February falling on 28 February in common
+    years."""
+    month, day = occasion_date.month, occasion_date.day
+    return max(
+        _next_anniversary(month, day, today), _anniversary(month, day, occasion_date.year + 1)
+    )
 
 
 def _month_days(today: dt.date, last: dt.date) -> list[tuple[int, int]]:
@@ -86,27 +88,31 @@ def _month_days(today: dt.date, last: dt.date) -> list[tuple[int, int]]:
 
 # One batch of one month-day: orders with that month-day not yet reminded for the year of their
 # next occurrence, in id order after the last one seen; guard rows inserted for them in the same
-# statement. $4 is the month-day's next anniversary (an occasion already past); an occasion
-# still to come is its own next date, and one past the window's end is not due yet.
-# The month-day expression is the one of orders_occasion_month_day_idx, so it is a range scan.
+# statement. $3 is the month-day's next anniversary on or after today: the next occurrence of an
+# occasion before it; an occasion on or after it (the order was made ahead of the day) comes
+# round first a year after its own date (PostgreSQL's "+ 1 year" turns 29 February into 28
+# February of a common year, as ``next_occurrence`` does), and only a window of a year or more
+# reaches that. The month-day expression is the one of orders_occasion_month_day_idx, so it is a
+# range scan.
 _CLAIM_BATCH = """
 WITH candidate AS (
     SELECT o.id, o.user_id, o.occasion, o.occasion_date,
-           CASE WHEN o.occasion_date >= $2 THEN o.occasion_date ELSE $4::date END AS next_date
+           CASE WHEN o.occasion_date < $3::date THEN $3::date
+                ELSE (o.occasion_date + interval '1 year')::date END AS next_date
     FROM orders o
     WHERE (EXTRACT(MONTH FROM o.occasion_date)::integer * 100
            + EXTRACT(DAY FROM o.occasion_date)::integer) = $1
       AND o.occasion_date IS NOT NULL
-      AND o.occasion_date <= $3
-      AND o.id > $5
+      AND o.id > $4
 ), due AS (
     SELECT c.* FROM candidate c
-    WHERE NOT EXISTS (
+    WHERE c.next_date <= $2
+      AND NOT EXISTS (
         SELECT 1 FROM occasion_reminders r
         WHERE r.order_id = c.id AND r.occasion_year = EXTRACT(YEAR FROM c.next_date)::integer
     )
     ORDER BY c.id
-    LIMIT $6
+    LIMIT $5
 ), guarded AS (
     INSERT INTO occasion_reminders (order_id, occasion_year, next_date)
     SELECT id, EXTRACT(YEAR FROM next_date)::integer, next_date FROM due
@@ -132,7 +138,7 @@ async def _claim_batch(
     month, day = month_day
     past_next = _next_anniversary(month, day, today)
     rows: list[asyncpg.Record] = await conn.fetch(
-        _CLAIM_BATCH, month * 100 + day, today, last, past_next, after, limit
+        _CLAIM_BATCH, month * 100 + day, last, past_next, after, limit
     )
     return rows
 

@@ -109,10 +109,12 @@ async def test_due_orders_get_exactly_one_reminder_each_with_the_contract_fields
         D(2019, 6, 10),  # today: 0 days
         D(2020, 6, 20),  # 10 days
         D(2024, 7, 10),  # 30 days: the last day of the window
-        D(2025, 6, 30),  # ordered ahead of the day: the date itself, 20 days
+        D(2024, 6, 30),  # last year's order: this year's occurrence, 20 days
     )
     not_due = await _add_orders(
         own_pool,
+        D(2025, 6, 30),  # ordered ahead of the day: the order's own occurrence is not reminded
+        D(2025, 6, 10),  # ordered for today: its own occurrence, neither
         D(2024, 7, 11),  # 31 days
         D(2024, 6, 9),  # yesterday: next year
         D(2026, 6, 20),  # ahead by more than a year, though its month-day is in the window
@@ -165,7 +167,7 @@ async def test_due_orders_get_exactly_one_reminder_each_with_the_contract_fields
 async def test_running_again_the_same_day_or_the_next_day_sends_nothing_more(
     own_pool: asyncpg.Pool,
 ) -> None:
-    await _add_orders(own_pool, D(2020, 6, 20), D(2021, 6, 25), D(2025, 7, 1))
+    await _add_orders(own_pool, D(2020, 6, 20), D(2021, 6, 25), D(2024, 7, 1))
     first = await send_due_reminders(own_pool, today=D(2025, 6, 10), days_ahead=30)
     assert len(first) == 3
 
@@ -175,6 +177,20 @@ async def test_running_again_the_same_day_or_the_next_day_sends_nothing_more(
     assert await send_due_reminders(own_pool, today=D(2025, 6, 20), days_ahead=60) == []
     assert await _outbox_count(own_pool) == 3
     assert len(await _guards(own_pool)) == 3
+
+
+async def test_a_birthday_ordered_ten_days_ahead_is_reminded_a_year_later_not_now(
+    own_pool: asyncpg.Pool,
+) -> None:
+    [order] = await _add_orders(own_pool, D(2025, 6, 20))
+    # Ordered on 10 June for the birthday on the 20th: that birthday is what the song is for.
+    for today in (D(2025, 6, 10), D(2025, 6, 19), D(2025, 6, 20)):
+        assert await send_due_reminders(own_pool, today=today, days_ahead=30) == []
+    assert await _outbox_count(own_pool) == 0
+
+    # The birthday coming round again is reminded.
+    sent = await send_due_reminders(own_pool, today=D(2026, 6, 10), days_ahead=30)
+    assert _by_order(sent) == {order: (D(2026, 6, 20), 10)}
 
 
 async def test_the_next_years_occurrence_is_reminded_again(own_pool: asyncpg.Pool) -> None:
@@ -323,7 +339,6 @@ async def test_the_month_day_lookup_is_a_range_scan_on_its_index(own_pool: async
         plan = await conn.fetch(
             f"EXPLAIN {_CLAIM_BATCH}",
             620,
-            D(2025, 6, 10),
             D(2025, 7, 10),
             D(2025, 6, 20),
             uuid.UUID(int=0),

@@ -1,4 +1,5 @@
-"""``next_occurrence``: the calendar of occasion reminders, 29 February and year ends included."""
+"""``next_occurrence``: the calendar of occasion reminders, 29 February and year ends included;
+never the occurrence an order was made for."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _in_year(occasion: dt.date, year: int) -> dt.date:
     ("occasion_date", "today", "expected"),
     [
         pytest.param(D(2020, 6, 10), D(2025, 6, 10), D(2025, 6, 10), id="same-day-is-today"),
-        pytest.param(D(2025, 6, 10), D(2025, 6, 10), D(2025, 6, 10), id="the-date-itself-today"),
+        pytest.param(D(2025, 6, 10), D(2025, 6, 10), D(2026, 6, 10), id="the-date-itself-today"),
         pytest.param(D(2020, 6, 9), D(2025, 6, 10), D(2026, 6, 9), id="yesterday-is-next-year"),
         pytest.param(D(2020, 6, 11), D(2025, 6, 10), D(2025, 6, 11), id="tomorrow-this-year"),
         pytest.param(D(2019, 12, 31), D(2025, 12, 20), D(2025, 12, 31), id="dec-31-from-dec-20"),
@@ -39,9 +40,11 @@ def _in_year(occasion: dt.date, year: int) -> dt.date:
         pytest.param(D(1996, 2, 29), D(2000, 2, 1), D(2000, 2, 29), id="2000-is-leap"),
         pytest.param(D(2023, 2, 28), D(2028, 2, 1), D(2028, 2, 28), id="feb-28-stays-feb-28"),
         pytest.param(D(2023, 3, 1), D(2027, 2, 28), D(2027, 3, 1), id="mar-1-stays-mar-1"),
-        pytest.param(D(2025, 7, 10), D(2025, 6, 10), D(2025, 7, 10), id="future-date-itself"),
-        pytest.param(D(2027, 6, 5), D(2025, 6, 10), D(2027, 6, 5), id="future-years-ahead"),
-        pytest.param(D(2028, 2, 29), D(2027, 3, 1), D(2028, 2, 29), id="future-leap-day"),
+        pytest.param(D(2025, 6, 20), D(2025, 6, 10), D(2026, 6, 20), id="ordered-ten-days-ahead"),
+        pytest.param(D(2025, 7, 10), D(2025, 6, 10), D(2026, 7, 10), id="future-date-a-year-on"),
+        pytest.param(D(2027, 6, 5), D(2025, 6, 10), D(2028, 6, 5), id="future-years-ahead"),
+        pytest.param(D(2028, 2, 29), D(2027, 3, 1), D(2029, 2, 28), id="future-leap-day"),
+        pytest.param(D(2024, 6, 10), D(2025, 6, 10), D(2025, 6, 10), id="first-anniversary"),
     ],
 )
 def test_next_occurrence(occasion_date: dt.date, today: dt.date, expected: dt.date) -> None:
@@ -71,3 +74,15 @@ def test_every_past_date_comes_round_within_a_year_on_its_own_month_and_day() ->
             assert found >= today, (occasion, today)
             # It is the first: the same occasion a year earlier is already past.
             assert _in_year(occasion, found.year - 1) < today, (occasion, today)
+
+
+def test_the_occurrence_an_order_was_made_for_is_never_the_next() -> None:
+    """Every day of two years as the occasion, against every day of one year as today."""
+    occasions = [D(2025, 1, 1) + dt.timedelta(days=n) for n in range(365 + 366)]
+    todays = [D(2025, 1, 1) + dt.timedelta(days=n) for n in range(365)]
+    for today in todays:
+        for occasion in occasions:
+            found = next_occurrence(occasion, today)
+            assert found > occasion, (occasion, today)
+            assert found >= today, (occasion, today)
+            assert found == _in_year(occasion, found.year), (occasion, today)
