@@ -54,7 +54,8 @@ bench: $(STAMP) ## benchmark suite: table, bench/results/latest.json and latest.
 drills: $(STAMP) ## full reliability drills; their figures go to docs/reliability.md
 	SERENADE_DRILLS_FULL=1 SERENADE_DRILLS_COMMAND="make drills" $(BIN)/pytest tests/drills -o timeout=3600
 
-docs: $(STAMP) ## write the AsyncAPI documents of the generator and dead-letter services
+docs: $(STAMP) ## write docs/contract.md and the AsyncAPI documents of the services
+	$(BIN)/python -m services.contract_reference docs/contract.md
 	$(BIN)/python -m services.generator.asyncapi docs/asyncapi/generator.json
 	$(BIN)/python -m services.deadletter.asyncapi docs/asyncapi/deadletter.json
 

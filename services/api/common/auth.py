@@ -64,7 +64,13 @@ def _require(connection: ASGIConnection[Any, Any, Any, Any], *allowed: Role) -> 
     if role in allowed:
         return
     if role is Role.ANON:
-        raise NotAuthorizedException("a bearer token is required", headers=_CHALLENGE)
+        needed = " or ".join(role.value for role in allowed)
+        # An anon key (a token whose role is anon) was sent, but it names no one.
+        sent = "the token's role is anon" if connection.headers.get("authorization") else None
+        detail = (
+            f"{sent or 'a bearer token is required'}: this endpoint needs a token of role {needed}"
+        )
+        raise NotAuthorizedException(detail, headers=_CHALLENGE)
     raise PermissionDeniedException(f"the {role.value} role may not use this endpoint")
 
 

@@ -19,9 +19,12 @@ _DESCRIPTION = (
     "text/event-stream. First one `event: variant` per variant with its current status, then one "
     "per status change as it happens (data: the `serenade.variants.status` event as JSON), then "
     "one `event: order` (data: the `serenade.orders.completed` event) after which the stream "
-    "closes; at once when the order is already final. `: keep-alive` comments keep idle "
-    "connections open. A client that falls far behind is disconnected: reconnect to resume "
-    "from the current state. Close the EventSource on `order`, or it reconnects."
+    "closes; at once when the order is already final. Each event's `id:` is its `event_id`. "
+    "The first events are made from the current state: fresh `event_id`s and a null "
+    "`correlation_id`. `: keep-alive` comments keep idle connections open. A client that "
+    "falls far behind is disconnected: reconnect (with `Last-Event-ID` or without) to resume "
+    "from the current state, which comes first again. Close the EventSource on `order`, or it "
+    "reconnects."
 )
 
 

@@ -123,8 +123,11 @@ async def open_order_stream(
 
 
 def _message(event: LiveEvent) -> ServerSentEventMessage:
+    """The event as SSE, its ``event_id`` as the ``id:`` line. A snapshot's events are made from
+    the state read (fresh ids, no correlation id); a client that reconnects, ``Last-Event-ID``
+    or not, gets a new snapshot first, so it misses no state."""
     kind = "order" if isinstance(event, OrderCompleted) else "variant"
-    return ServerSentEventMessage(event=kind, data=event.model_dump_json())
+    return ServerSentEventMessage(event=kind, data=event.model_dump_json(), id=str(event.event_id))
 
 
 class OrderStream:

@@ -103,6 +103,10 @@ async def test_anonymous_callers_get_401_on_every_orders_and_variants_endpoint(
             await client.get("/v1/admin/failed-jobs", headers=headers),
         ]
         assert [a.status_code for a in answers] == [401] * len(answers)
+        # An anon key was sent: the answer says what is wrong with it, not that none was sent.
+        said = "the token's role is anon" if headers else "a bearer token is required"
+        assert {a.json()["detail"].split(":")[0] for a in answers} == {said}
+        assert "authenticated" in answers[0].json()["detail"]
 
 
 async def test_users_get_403_on_admin_endpoints(client: httpx.AsyncClient, world: World) -> None:

@@ -120,6 +120,7 @@ class Item:
     event: str | None = None
     data: dict[str, Any] | None = None
     comment: str | None = None
+    id: str | None = None
 
 
 class SseReader:
@@ -134,10 +135,11 @@ class SseReader:
             event: str | None = None
             data: list[str] = []
             comment: str | None = None
+            event_id: str | None = None
             async for line in self._lines:
                 if line == "":
                     if event is not None or data:
-                        return Item(event=event, data=orjson.loads("\n".join(data)))
+                        return Item(event=event, data=orjson.loads("\n".join(data)), id=event_id)
                     if comment is not None:
                         return Item(comment=comment)
                     continue
@@ -149,6 +151,8 @@ class SseReader:
                     event = value
                 elif field == "data":
                     data.append(value)
+                elif field == "id":
+                    event_id = value
             return None
 
     async def next_event(self, timeout: float = 10.0) -> Item | None:
@@ -249,6 +253,8 @@ async def test_a_stream_sends_the_state_then_each_change_in_order_then_the_order
     assert [item.data["event_id"] for item in rest[:-1] if item.data] == [
         str(e.event_id) for e in changes
     ]
+    # Every event's SSE id is its event id (what EventSource sends back as Last-Event-ID).
+    assert all(item.data and item.id == item.data["event_id"] for item in first + rest)
     assert rest[3].data is not None
     assert rest[3].data["error"] == "provider hiccup"
     assert rest[-1].data is not None

@@ -1,0 +1,51 @@
+"""docs/contract.md, the integrator's reference, is what the code says now (``make docs``), and
+the README points at what exists: the reference, and every target ``make help`` lists."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from services.contract_reference import render
+from shared.contract_docs import CONTRACT_SUBJECTS
+from shared.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = ROOT / "docs" / "contract.md"
+
+
+def test_committed_reference_is_what_make_docs_writes_now() -> None:
+    assert REFERENCE.is_file(), "docs/contract.md is missing: run `make docs`"
+    assert REFERENCE.read_text(encoding="utf-8") == render(), (
+        "docs/contract.md is stale: run `make docs` and commit it"
+    )
+
+
+def test_reference_names_every_setting_event_and_operation() -> None:
+    text = render()
+    for name, field in Settings.model_fields.items():
+        assert f"`SERENADE_{name.upper()}`" in text
+        assert field.description, f"setting {name} has no description"
+        assert " ".join(field.description.split()) in text
+    for subject in CONTRACT_SUBJECTS:
+        assert f"`{subject.address}`" in text
+    for operation in ("`POST /v1/orders`", "`GET /v1/share/{share_token}`", "`GET /media/"):
+        assert operation in text
+    for pointer in ("/schema/openapi.json", "docs/asyncapi/generator.json", "problem+json"):
+        assert pointer in text
+
+
+def test_readme_links_lead_to_files_of_the_repository() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)#:]+)\)", readme)
+    assert "docs/contract.md" in targets
+    missing = [target for target in targets if not (ROOT / target).exists()]
+    assert missing == []
+
+
+def test_readme_names_every_make_target() -> None:
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    targets = re.findall(r"^([a-z-]+):.*## ", makefile, flags=re.MULTILINE)
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    unnamed = [t for t in targets if t != "help" and f"`{t}`" not in readme]
+    assert unnamed == []
