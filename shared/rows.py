@@ -16,6 +16,8 @@ from shared.enums import GenerationStatus, Genre, Mood, Occasion, PaymentKind, P
 
 __all__ = [
     "ROW_MODELS",
+    "ConsoleSessionRow",
+    "ConsoleSignInFailureRow",
     "FailedJobRow",
     "OccasionReminderRow",
     "OrderRow",
@@ -152,6 +154,28 @@ class PaymentWebhookEventRow(TableRow):
     received_at: dt.datetime
 
 
+class ConsoleSessionRow(TableRow):
+    table: ClassVar[str] = "console_sessions"
+
+    id: uuid.UUID
+    secret_hash: str
+    csrf_token: str
+    token_id: str | None
+    client: str | None
+    created_at: dt.datetime
+    expires_at: dt.datetime
+    revoked_at: dt.datetime | None
+
+
+class ConsoleSignInFailureRow(TableRow):
+    table: ClassVar[str] = "console_sign_in_failures"
+
+    id: int
+    client: str
+    reason: str
+    failed_at: dt.datetime
+
+
 ROW_MODELS: tuple[type[TableRow], ...] = (
     OrderRow,
     SongVariantRow,
@@ -160,4 +184,6 @@ ROW_MODELS: tuple[type[TableRow], ...] = (
     OccasionReminderRow,
     PaymentRow,
     PaymentWebhookEventRow,
+    ConsoleSessionRow,
+    ConsoleSignInFailureRow,
 )

@@ -29,6 +29,7 @@ from services.api.common.metrics import ApiMetrics, MetricsMiddleware
 from services.api.common.pagination import CursorCodec
 from services.api.common.problems import exception_handlers
 from services.api.common.signing import UrlSigner
+from services.api.console import configure_templates, console_router
 from services.api.live import LiveEvents, StreamTuning
 from services.api.live.controllers import OrderEventsController
 from services.api.orders.controllers import OrderController, VariantController
@@ -61,7 +62,7 @@ def create_app(settings: Settings, *, stream_tuning: StreamTuning | None = None)
     """The Litestar app for ``settings`` (``stream_tuning``: event streams' heartbeat and queue)."""
     metrics = ApiMetrics()
     return Litestar(
-        route_handlers=list(CONTROLLERS),
+        route_handlers=[*CONTROLLERS, console_router(settings)],
         state=_configure_state(settings, metrics, stream_tuning or StreamTuning()),
         dependencies=dependencies(),
         lifespan=[_lifespan],
@@ -107,7 +108,9 @@ def _configure_templates() -> TemplateConfig[JinjaTemplateEngine]:
         lstrip_blocks=True,
         keep_trailing_newline=True,
     )
-    return TemplateConfig(instance=JinjaTemplateEngine.from_environment(environment))
+    engine = JinjaTemplateEngine.from_environment(environment)
+    configure_templates(engine)  # the console's filters
+    return TemplateConfig(instance=engine)
 
 
 def _configure_openapi() -> OpenAPIConfig:

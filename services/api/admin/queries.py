@@ -1,5 +1,6 @@
 """The operator's view of the dead-letter table: list, read, replay (service_role only)."""
 
+import hashlib
 import uuid
 
 import asyncpg
@@ -19,9 +20,13 @@ _COLUMNS = (
 )
 
 
-def _listing(unresolved: bool) -> str:
+def _listing(unresolved: bool, service: str | None, subject: str | None) -> str:
     # A cursor of the filtered listing is not valid in the unfiltered one, and back.
-    return "failed_jobs:unresolved" if unresolved else "failed_jobs"
+    name = "failed_jobs:unresolved" if unresolved else "failed_jobs"
+    if service is None and subject is None:
+        return name
+    filters = f"{service!r}/{subject!r}".encode("utf-8", "replace")
+    return f"{name}:{hashlib.sha256(filters).hexdigest()[:32]}"
 
 
 def _job_out(row: asyncpg.Record) -> FailedJobOut:
@@ -37,13 +42,23 @@ async def list_failed_jobs(
     unresolved: bool,
     limit: int,
     cursor: str | None,
+    service: str | None = None,
+    subject: str | None = None,
 ) -> FailedJobPage:
-    """Dead-letter rows, newest first, optionally only those not yet resolved."""
-    after = cursors.decode(_listing(unresolved), cursor)
+    """Dead-letter rows, newest first, optionally only those not yet resolved, of one service
+    or about one subject (the admin API and the operator console)."""
+    listing = _listing(unresolved, service, subject)
+    after = cursors.decode(listing, cursor)
     where = ["TRUE"]
     args: list[object] = []
     if unresolved:
         where.append("resolved_at IS NULL")
+    if service is not None:
+        args.append(service)
+        where.append(f"service = ${len(args)}")
+    if subject is not None:
+        args.append(subject)
+        where.append(f"subject = ${len(args)}")
     if after is not None:
         args += [after.created_at, after.id]
         where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
@@ -58,7 +73,7 @@ async def list_failed_jobs(
     next_cursor = None
     if len(rows) > limit:
         last = page[-1]
-        next_cursor = cursors.encode(_listing(unresolved), Position(last["created_at"], last["id"]))
+        next_cursor = cursors.encode(listing, Position(last["created_at"], last["id"]))
     return FailedJobPage(items=[_job_out(row) for row in page], next_cursor=next_cursor)
 
 
