@@ -18,6 +18,7 @@ import annotated_types
 from pydantic import SecretStr
 
 from services.api.client_schemas import openapi_document
+from services.api.common.problems import FieldError, Problem
 from shared.contract_docs import CONTRACT_SUBJECTS
 from shared.events import CORRELATION_HEADER, STREAM_NAME, Event
 from shared.settings import Settings
@@ -103,9 +104,14 @@ Someone else's order or variant is 404, never 403, so that existence does not le
 _ERRORS: Final = """\
 ## Errors
 
-Every error is an RFC 9457 problem details object, `application/problem+json`:
-`{type, title, status, detail}` with a `detail` that says what to change; validation errors
-also name the offending fields (`invalid_params`: `[{name, reason}]`). The statuses:
+Every error, of every operation, is an RFC 9457 problem details object,
+`application/problem+json` (the OpenAPI document's `Problem` schema):
+
+| field | meaning |
+| --- | --- |
+{problem}
+
+Each of `errors`: {field_error}.
 
 | status | when |
 | --- | --- |
@@ -115,8 +121,8 @@ _ERROR_STATUSES: Final = (
     (
         400,
         (
-            "a malformed request: a path or query parameter of the wrong shape, a bad cursor, "
-            "a body that is not JSON"
+            "invalid input: a path or query parameter of the wrong shape, a bad cursor, a body "
+            "that is not JSON or not valid (`errors` names each field)"
         ),
     ),
     (401, "no usable bearer token where one is needed, or a token that fails verification"),
@@ -131,13 +137,13 @@ _ERROR_STATUSES: Final = (
     (
         409,
         (
-            "a state conflict: the variant is not complete (audio), not failed (retry, replay), "
-            "the order already has five variants, an `Idempotency-Key` reused with another body"
+            "the resource is not in a state that allows this (e.g. audio of a variant not yet "
+            "complete, retry of one not failed, a sixth variant, an `Idempotency-Key` reused "
+            "with another body)"
         ),
     ),
     (413, "a body over the limit"),
     (416, "a `Range` outside the audio"),
-    (422, "a body that is JSON but invalid (each field named)"),
     (503, "PostgreSQL unreachable or too slow: retry later (never a hang, never a stack trace)"),
 )
 
@@ -173,7 +179,7 @@ def render() -> str:
         _HEADER,
         _HTTP.replace("{correlation}", CORRELATION_HEADER) + _operations(openapi_document()),
         _ACCESS,
-        _ERRORS + _errors(),
+        _errors(),
         _EVENTS.replace("{stream}", STREAM_NAME) + _events(),
         _SETTINGS + _settings(),
     ]
@@ -202,7 +208,17 @@ def _operations(document: dict[str, Any]) -> str:
 
 
 def _errors() -> str:
-    return "\n".join(f"| {status} | {_cell(when)} |" for status, when in _ERROR_STATUSES) + "\n"
+    problem = "\n".join(
+        f"| `{name}` | {_cell(field.description or '')} |"
+        for name, field in Problem.model_fields.items()
+    )
+    field_error = "; ".join(
+        f"`{name}` ({(field.description or '').rstrip('.')})"
+        for name, field in FieldError.model_fields.items()
+    )
+    text = _ERRORS.replace("{problem}", problem).replace("{field_error}", field_error)
+    rows = "\n".join(f"| {status} | {_cell(when)} |" for status, when in _ERROR_STATUSES)
+    return text + rows + "\n"
 
 
 def _fields(model: type[Event], names: tuple[str, ...] | None = None) -> list[tuple[str, str]]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from services.api.client_schemas import openapi_document
 from services.contract_reference import render
 from shared.contract_docs import CONTRACT_SUBJECTS
 from shared.settings import Settings
@@ -33,6 +34,19 @@ def test_reference_names_every_setting_event_and_operation() -> None:
         assert operation in text
     for pointer in ("/schema/openapi.json", "docs/asyncapi/generator.json", "problem+json"):
         assert pointer in text
+
+
+def test_reference_explains_every_error_status_the_api_documents() -> None:
+    text = render()
+    statuses = {
+        status
+        for item in openapi_document()["paths"].values()
+        for operation in item.values()
+        for status in operation["responses"]
+        if int(status) >= 400
+    }
+    assert statuses
+    assert [status for status in sorted(statuses) if f"| {status} |" not in text] == []
 
 
 def test_readme_links_lead_to_files_of_the_repository() -> None:

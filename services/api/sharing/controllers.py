@@ -5,7 +5,7 @@ from typing import Annotated
 
 from litestar import Controller, get
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import FromPath, HeaderParameter, QueryParameter
+from litestar.params import FromPath, HeaderParameter, PathParameter, QueryParameter
 from litestar.response import Stream, Template
 from litestar.types import Scope
 
@@ -46,7 +46,12 @@ class ShareController(Controller):
     path = "/v1/share"
     tags = ("sharing",)
 
-    @get("/{share_token:str}", operation_id="getShare", responses=problem_responses(404, 503))
+    @get(
+        "/{share_token:str}",
+        operation_id="getShare",
+        # 400 only for a request Litestar cannot parse; a token that is no token is 404.
+        responses=problem_responses(400, 404, 503, described={400: "A malformed request."}),
+    )
     async def get_share(self, db: Db, signer: Signer, share_token: FromPath[str]) -> ShareOut:
         """What a share link shows: one variant, its recipient and occasion, a signed audio URL."""
         return await shares.share_view(db, signer, share_token)
@@ -90,15 +95,30 @@ class SharePageController(Controller):
         return await page.share_page(db, signer, share_token)
 
 
+# Audio is stored at {user_id}/{order_id}/{file}: one path parameter per segment, so that a
+# client generated from the OpenAPI document builds the URL (a single parameter holding "/"
+# is percent-encoded by generators, and an encoded slash is refused here).
+_SEGMENT = {"min_length": 1, "max_length": 128}
+UserSegment = Annotated[str, PathParameter(description="The owner's user id.", **_SEGMENT)]
+OrderSegment = Annotated[str, PathParameter(description="The order's id.", **_SEGMENT)]
+FileSegment = Annotated[
+    str, PathParameter(description="The file, e.g. `variant-1.mp3`.", **_SEGMENT)
+]
+
+
 class MediaController(Controller):
     path = "/media"
     tags = ("media",)
 
     @get(
-        "/{storage_path:path}",
+        "/{user_id:str}/{order_id:str}/{file:str}",
         operation_id="getMedia",
         media_type="audio/mpeg",
         responses=AUDIO_RESPONSES,
+        description="Follow the `url` that `GET /v1/variants/{variant_id}/audio` returns as "
+        "given: it is opaque, its path and query are signed together, and it expires. A "
+        "generated client may call this operation with the URL's three path segments and its "
+        "`expires` and `signature` query parameters instead. 403 without a valid signature.",
     )
     async def get_media(
         self,
@@ -106,17 +126,19 @@ class MediaController(Controller):
         scope: Scope,
         storage: Store,
         signer: Signer,
-        storage_path: FromPath[str],
+        user_id: UserSegment,
+        order_id: OrderSegment,
+        file: FileSegment,
         expires: Expires = None,
         signature: Signature = None,
         range_header: RangeHeader = None,
     ) -> Stream:
-        """The audio at a signed storage path (403 without a valid signature)."""
+        """The audio behind a signed URL (the signed URL followed as given)."""
         return await media.serve_media(
             storage,
             signer,
             raw_path=scope.get("raw_path") or b"",
-            storage_path=storage_path,
+            storage_path=f"{user_id}/{order_id}/{file}",
             expires=expires,
             signature=signature,
             range_header=range_header,

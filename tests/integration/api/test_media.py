@@ -160,7 +160,7 @@ async def test_a_validly_signed_key_that_is_not_one_of_ours_is_400(
 ) -> None:
     signer = UrlSigner(SECRET, ttl_seconds=60)
 
-    response = await client.get(signer.sign_path("/media/user/.env").url)
+    response = await client.get(signer.sign_path("/media/user/order/.env").url)
 
     assert response.status_code == 400
     assert "outside storage" in response.json()["detail"]

@@ -83,7 +83,7 @@ EXPECTED_OPERATIONS = {
     ("get", "/v1/variants/{variant_id}/audio"): "getVariantAudio",
     ("get", "/v1/share/{share_token}"): "getShare",
     ("get", "/v1/share/{share_token}/audio"): "getSharedAudio",
-    ("get", "/media/{storage_path}"): "getMedia",
+    ("get", "/media/{user_id}/{order_id}/{file}"): "getMedia",
     ("get", "/v1/admin/failed-jobs"): "listFailedJobs",
     ("get", "/v1/admin/failed-jobs/{job_id}"): "getFailedJob",
     ("post", "/v1/admin/failed-jobs/{job_id}/replay"): "replayFailedJob",
@@ -117,6 +117,20 @@ def test_the_openapi_document_describes_bodies_errors_and_the_bearer_scheme(
     scheme = schema["components"]["securitySchemes"]["BearerToken"]
     assert (scheme["type"], scheme["scheme"]) == ("http", "bearer")
     assert "security" not in schema["paths"]["/v1/share/{share_token}"]["get"]
+
+
+def test_every_documented_error_is_problem_details(schema: dict[str, Any]) -> None:
+    """A generated client reads each documented error as a Problem: none may be Litestar's
+    default error shape."""
+    problem = "#/components/schemas/Problem"
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            for status, response in operation["responses"].items():
+                if int(status) < 400:
+                    continue
+                content = response.get("content", {})
+                assert list(content) == ["application/problem+json"], (method, path, status)
+                assert content["application/problem+json"]["schema"]["$ref"] == problem
 
 
 async def test_the_docs_page_is_browsable(client: httpx.AsyncClient) -> None:
