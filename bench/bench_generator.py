@@ -13,8 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,15 +22,21 @@ from pathlib import Path
 
 import asyncpg
 import nats
-import orjson
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from shared.db import Caller, connect, create_pool, transaction  # noqa: E402
-from shared.embedded import EmbeddedNats, EmbeddedPostgres  # noqa: E402
+from services.launcher import (  # noqa: E402
+    EmbeddedNats,
+    EmbeddedPostgres,
+    ServiceProcess,
+    create_database,
+    stop_all,
+    wait_until,
+)
+from shared.db import Caller, create_pool, transaction  # noqa: E402
 from shared.events import VariantRequested  # noqa: E402
-from shared.migrations import apply_migrations  # noqa: E402
+from shared.settings import Settings  # noqa: E402
 from shared.stream import ensure_stream  # noqa: E402
 
 
@@ -45,22 +49,6 @@ class Run:
     @property
     def per_second(self) -> float:
         return self.variants / self.seconds
-
-
-async def _new_database(admin_dsn: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    conn = await connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
 
 
 async def _seed(pool: asyncpg.Pool, orders: int) -> list[VariantRequested]:
@@ -93,64 +81,32 @@ async def _seed(pool: asyncpg.Pool, orders: int) -> list[VariantRequested]:
     return requests
 
 
-def _start_generator(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
-    with log.open("ab") as handle:
-        return subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "generator"],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-
-def _is_ready(log: Path) -> bool:
-    for line in log.read_text(errors="replace").splitlines():
-        if line.startswith("{") and orjson.loads(line).get("message") == "generator ready":
-            return True
-    return False
-
-
-async def _wait(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = condition() if callable(condition) else None
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.02)
-    raise TimeoutError(f"timed out waiting for {what}")
-
-
 async def bench_once(
     root: Path, admin_dsn: str, *, processes: int, orders: int, concurrency: int
 ) -> Run:
     nats_server = EmbeddedNats(root / f"nats-{processes}")
     nats_url = nats_server.start()
-    dsn = await _new_database(admin_dsn)
+    dsn = await create_database(admin_dsn, prefix="bench")
     pool = await create_pool(dsn, max_size=4)
     nc = await nats.connect(nats_url)
-    children: list[subprocess.Popen[bytes]] = []
+    children: list[ServiceProcess] = []
     try:
         js = nc.jetstream()
         await ensure_stream(js)
         requests = await _seed(pool, orders)
-        env = {key: value for key, value in os.environ.items() if not key.startswith("SERENADE_")}
-        env |= {
-            "SERENADE_DATABASE_URL": dsn,
-            "SERENADE_NATS_URL": nats_url,
-            "SERENADE_PROVIDER": "instant",
-            "SERENADE_STORAGE_URL": (root / f"storage-{processes}").as_uri(),
-            "SERENADE_GENERATOR_CONCURRENCY": str(concurrency),
-            "SERENADE_DATA_DIR": str(root / "data"),
-        }
-        logs = [root / f"generator-{processes}-{n}.log" for n in range(processes)]
-        children = [_start_generator(env, log) for log in logs]
-        for log in logs:
-            await _wait(lambda log=log: log.exists() and _is_ready(log), 60, "a ready generator")
+        settings = Settings(
+            database_url=dsn,
+            nats_url=nats_url,
+            provider="instant",
+            storage_url=(root / f"storage-{processes}").as_uri(),
+            generator_concurrency=concurrency,
+            data_dir=root / "data",
+        )
+        children = [
+            ServiceProcess(["generator"], settings, root / f"generator-{processes}-{n}.log")
+            for n in range(processes)
+        ]
+        await asyncio.gather(*(child.start().wait_ready() for child in children))
 
         started = time.monotonic()
         await asyncio.gather(
@@ -164,16 +120,10 @@ async def bench_once(
                 )
             return bool(complete == len(requests))
 
-        await _wait(done, 600, "every variant complete")
+        await wait_until(done, timeout=600, interval=0.02, what="every variant complete")
         return Run(processes, len(requests), time.monotonic() - started)
     finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        stop_all(children)
         await nc.close()
         await pool.close()
         nats_server.stop()

@@ -1,47 +1,45 @@
 """The system under test: embedded PostgreSQL and nats-server in a folder of their own, one
 migrated database, and serenade's services as child processes (``serenade api`` and friends),
-with the peak resident memory of each process sampled for the whole run."""
+all through ``services.launcher``; and what the bench measures about them: the peak resident
+memory and the CPU of each process, the disk's commit latency."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
-import uuid
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
-import orjson
 import psutil
 
-from shared.db import connect
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from shared.migrations import apply_migrations
+from services.launcher import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    ServiceProcess,
+    api_url,
+    create_database,
+    free_port,
+    stop_all,
+)
+from shared.settings import Settings
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Iterator
+    from pathlib import Path
 
 __all__ = [
     "JWT_SECRET",
     "CpuMeter",
     "MemoryWatch",
     "Servers",
-    "Service",
     "Stack",
     "fsync_probe",
     "start_servers",
 ]
 
-ROOT = Path(__file__).resolve().parent.parent
 JWT_SECRET = "bench-secret-" + "b" * 40
-_READY_TIMEOUT = 60.0
 
 
 @dataclass
@@ -58,22 +56,6 @@ class Servers:
         self.postgres.stop()
 
 
-async def _new_database(admin_dsn: str) -> str:
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = await connect(admin_dsn)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await admin.close()
-    dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-    conn = await connect(dsn)
-    try:
-        await apply_migrations(conn)
-    finally:
-        await conn.close()
-    return dsn
-
-
 async def start_servers(root: Path, *, durable: bool) -> Servers:
     """PostgreSQL (fsync and synchronous commit on when ``durable``) and nats-server."""
     postgres = EmbeddedPostgres(root / "postgres", durable=durable)
@@ -81,77 +63,12 @@ async def start_servers(root: Path, *, durable: bool) -> Servers:
     nats = EmbeddedNats(root / "nats")
     try:
         nats_url = nats.start()
-        dsn = await _new_database(admin_dsn)
+        dsn = await create_database(admin_dsn, prefix="bench")
     except BaseException:
         nats.stop()
         postgres.stop()
         raise
     return Servers(postgres, nats, dsn, nats_url)
-
-
-class Service:
-    """``serenade <command>`` as a child process, its output in a log file."""
-
-    def __init__(self, name: str, command: list[str], env: dict[str, str], log: Path) -> None:
-        self.name = name
-        self.command = command
-        self.env = env
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> Service:
-        with self.log.open("ab") as handle:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", *self.command],
-                cwd=ROOT,
-                env=self.env,
-                stdin=subprocess.DEVNULL,
-                stdout=handle,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def logged(self, message: str) -> bool:
-        """Whether a JSON log line with this ``message`` was written."""
-        if not self.log.exists():
-            return False
-        for line in self.log.read_text(errors="replace").splitlines():
-            if line.startswith("{") and message in str(orjson.loads(line).get("message", "")):
-                return True
-        return False
-
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.process is None or not self.alive():
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(10)
-
-
-async def _until(condition: Callable[[], object], what: str, service: Service) -> None:
-    deadline = time.monotonic() + _READY_TIMEOUT
-    while time.monotonic() < deadline:
-        if not service.alive():
-            raise RuntimeError(f"{service.name} exited; see {service.log}")
-        result = condition()
-        if asyncio.iscoroutine(result):
-            result = await result
-        if result:
-            return
-        await asyncio.sleep(0.1)
-    raise TimeoutError(f"timed out waiting for {what}; see {service.log}")
 
 
 @dataclass
@@ -162,59 +79,44 @@ class Stack:
     folder: Path
     generator_concurrency: int
     api_port: int = field(default_factory=free_port)
-    services: list[Service] = field(default_factory=list)
+    services: list[ServiceProcess] = field(default_factory=list)
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            database_url=self.servers.dsn,
+            nats_url=self.servers.nats_url,
+            jwt_secret=JWT_SECRET,
+            data_dir=self.folder / "data",
+            storage_url=(self.folder / "storage").as_uri(),
+            provider="instant",
+            api_host="127.0.0.1",
+            api_port=self.api_port,
+            generator_concurrency=self.generator_concurrency,
+        )
 
     @property
     def api_url(self) -> str:
-        return f"http://127.0.0.1:{self.api_port}"
+        return api_url(self.settings)
 
-    def env(self) -> dict[str, str]:
-        env = {key: value for key, value in os.environ.items() if not key.startswith("SERENADE_")}
-        return env | {
-            "SERENADE_DATABASE_URL": self.servers.dsn,
-            "SERENADE_NATS_URL": self.servers.nats_url,
-            "SERENADE_JWT_SECRET": JWT_SECRET,
-            "SERENADE_DATA_DIR": str(self.folder / "data"),
-            "SERENADE_STORAGE_URL": (self.folder / "storage").as_uri(),
-            "SERENADE_PROVIDER": "instant",
-            "SERENADE_API_HOST": "127.0.0.1",
-            "SERENADE_API_PORT": str(self.api_port),
-            "SERENADE_GENERATOR_CONCURRENCY": str(self.generator_concurrency),
-            "PYTHONUNBUFFERED": "1",
-        }
-
-    def _spawn(self, name: str, command: list[str]) -> Service:
-        service = Service(name, command, self.env(), self.folder / f"{name}.log")
+    async def _start(self, command: str, log_name: str) -> ServiceProcess:
+        service = ServiceProcess([command], self.settings, self.folder / f"{log_name}.log")
         self.services.append(service.start())
+        await service.wait_ready()
         return service
 
-    async def start_api(self) -> Service:
-        service = self._spawn("api", ["api"])
+    async def start_api(self) -> ServiceProcess:
+        return await self._start("api", "api")
 
-        async def ready() -> bool:
-            try:
-                async with httpx.AsyncClient(base_url=self.api_url, timeout=2) as client:
-                    return (await client.get("/ready")).status_code == 200
-            except httpx.HTTPError:
-                return False
+    async def start_generator(self) -> ServiceProcess:
+        count = sum(1 for service in self.services if service.command == ["generator"])
+        return await self._start("generator", f"generator-{count + 1}")
 
-        await _until(ready, "the API to be ready", service)
-        return service
-
-    async def start_generator(self) -> Service:
-        count = sum(1 for s in self.services if s.command == ["generator"])
-        service = self._spawn(f"generator-{count + 1}", ["generator"])
-        await _until(lambda: service.logged("generator ready"), "a ready generator", service)
-        return service
-
-    async def start_deadletter(self) -> Service:
-        service = self._spawn("deadletter", ["deadletter"])
-        await _until(lambda: service.logged("started successfully"), "deadletter", service)
-        return service
+    async def start_deadletter(self) -> ServiceProcess:
+        return await self._start("deadletter", "deadletter")
 
     def stop(self) -> None:
-        for service in reversed(self.services):
-            service.stop()
+        stop_all(self.services)
 
 
 @dataclass

@@ -8,24 +8,28 @@ summary once the API is ready, and on Ctrl-C (or SIGTERM) stops every child and 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import signal
-import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
+from pydantic import SecretStr
+
+from services.launcher import (
+    EmbeddedNats,
+    EmbeddedPostgres,
+    ServiceNotReadyError,
+    ServiceProcess,
+    api_url,
+    ensure_database,
+    migrate,
+    stop_all,
+)
 from shared.auth import issue_token
-from shared.db import Role, connect
+from shared.db import Role
 from shared.devsecret import load_or_create_dev_secret
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
-from shared.migrations import apply_migrations
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -39,6 +43,7 @@ _COLOURS = {"api": "\033[36m", "generator": "\033[35m", "deadletter": "\033[33m"
 _RESET = "\033[0m"
 _DATABASE = "serenade"
 _STOP_GRACE_SECONDS = 8.0
+_API_READY_SECONDS = 90.0
 _METRICS_PORT_OFFSETS = {"generator": 0, "deadletter": 1}
 
 
@@ -56,7 +61,7 @@ class _Stack:
     data_dir: Path
     postgres: EmbeddedPostgres | None = None
     nats: EmbeddedNats | None = None
-    children: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    children: dict[str, ServiceProcess] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def say(self, line: str) -> None:
@@ -68,8 +73,7 @@ class _Stack:
         if not database_url:
             self.postgres = EmbeddedPostgres(self.data_dir / "postgres")
             admin_dsn = self.postgres.start()
-            asyncio.run(_ensure_database(admin_dsn, _DATABASE))
-            database_url = self.postgres.dsn(_DATABASE)
+            database_url = asyncio.run(ensure_database(admin_dsn, _DATABASE))
             self.say(f"embedded PostgreSQL on 127.0.0.1:{self.postgres.port}")
         nats_url = self.settings.nats_url
         if not nats_url:
@@ -87,38 +91,20 @@ class _Stack:
             self.say("PostgreSQL stopped")
 
     # --- children ------------------------------------------------------------------------
-    def start_children(self, env: dict[str, str]) -> None:
+    def start_children(self, settings: Settings) -> None:
         for name in SERVICES:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "services.cli", name],
-                env=env | _metrics_env(self.settings, name),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                # Their own session: Ctrl-C reaches this supervisor, which stops them in order.
-                start_new_session=True,
-            )
-            self.children[name] = process
-            threading.Thread(target=self._pump, args=(name, process), daemon=True).start()
 
-    def _pump(self, name: str, process: subprocess.Popen[bytes]) -> None:
-        assert process.stdout is not None
-        for raw in process.stdout:
-            _say(name, raw.decode(errors="replace").rstrip("\n"), lock=self.lock)
+            def say(line: str, name: str = name) -> None:
+                _say(name, line, lock=self.lock)
+
+            child = ServiceProcess([name], settings, on_line=say)
+            self.children[name] = child.start(**_metrics_env(self.settings, name))
 
     def stop_children(self) -> None:
-        running = {name: p for name, p in self.children.items() if p.poll() is None}
-        for process in running.values():
-            with contextlib.suppress(ProcessLookupError):
-                process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + _STOP_GRACE_SECONDS
-        for name, process in running.items():
-            try:
-                process.wait(max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self.say(f"{name} did not stop in {_STOP_GRACE_SECONDS:.0f} s: killing it")
-                process.kill()
-                process.wait(5)
+        def killing(child: ServiceProcess) -> None:
+            self.say(f"{child.name} did not stop in {_STOP_GRACE_SECONDS:.0f} s: killing it")
+
+        stop_all(self.children.values(), grace=_STOP_GRACE_SECONDS, on_kill=killing)
 
 
 def _metrics_env(settings: Settings, name: str) -> dict[str, str]:
@@ -134,44 +120,8 @@ def _metrics_env(settings: Settings, name: str) -> dict[str, str]:
     return {"SERENADE_METRICS_PORT": str(base + offset if base else 0)}
 
 
-async def _ensure_database(admin_dsn: str, name: str) -> None:
-    conn = await connect(admin_dsn)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name)
-        if not exists:
-            await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _migrate(dsn: str) -> list[str]:
-    conn = await connect(dsn)
-    try:
-        return await apply_migrations(conn)
-    finally:
-        await conn.close()
-
-
-def _api_base(settings: Settings) -> str:
-    host = "127.0.0.1" if settings.api_host in ("0.0.0.0", "::") else settings.api_host  # noqa: S104
-    return f"http://{host}:{settings.api_port}"
-
-
-def _wait_ready(url: str, api: subprocess.Popen[bytes], timeout: float = 90.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and api.poll() is None:
-        try:
-            with urllib.request.urlopen(url, timeout=2) as response:  # noqa: S310 - our own URL
-                if response.status == 200:
-                    return True
-        except (urllib.error.URLError, OSError):
-            pass
-        time.sleep(0.25)
-    return False
-
-
 def _summary(settings: Settings, secret: str) -> str:
-    base = _api_base(settings)
+    base = api_url(settings)
     user = uuid.uuid4()
     bearer = issue_token(secret, role=Role.AUTHENTICATED, user_id=user, ttl_seconds=24 * 3600)
     body = (
@@ -214,30 +164,31 @@ def run_dev_stack(settings: Settings) -> int:
     signal.signal(signal.SIGTERM, _stop)
     try:
         database_url, nats_url = stack.start_servers()
-        applied = asyncio.run(_migrate(database_url))
+        applied = asyncio.run(migrate(database_url))
         stack.say(f"migrations: {', '.join(applied) if applied else 'up to date'}")
         secret = (
             settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
         ) or load_or_create_dev_secret(data_dir)
-        env = {
-            **os.environ,
-            "SERENADE_DATABASE_URL": database_url,
-            "SERENADE_NATS_URL": nats_url,
-            "SERENADE_JWT_SECRET": secret,
-            "SERENADE_DATA_DIR": str(data_dir),
-            "SERENADE_STORAGE_URL": settings.resolved_storage_url,
-            "PYTHONUNBUFFERED": "1",
-        }
-        stack.start_children(env)
-        api = stack.children["api"]
-        if _wait_ready(f"{_api_base(settings)}/ready", api):
+        child_settings = settings.model_copy(
+            update={
+                "database_url": database_url,
+                "nats_url": nats_url,
+                "jwt_secret": SecretStr(secret),
+                "data_dir": data_dir,
+                "storage_url": settings.resolved_storage_url,
+            }
+        )
+        stack.start_children(child_settings)
+        try:
+            asyncio.run(stack.children["api"].wait_ready(_API_READY_SECONDS))
+        except ServiceNotReadyError:
+            stack.say("the API did not become ready; see its output above")
+        else:
             with stack.lock:
                 sys.stdout.write(_summary(settings, secret) + "\n")
                 sys.stdout.flush()
-        else:
-            stack.say("the API did not become ready; see its output above")
         while not stopping.wait(0.5):
-            if all(process.poll() is not None for process in stack.children.values()):
+            if not any(child.alive() for child in stack.children.values()):
                 stack.say("every service has exited")
                 return 1
         stack.say("stopping")

@@ -3,16 +3,14 @@ temporary folders (or taken from SERENADE_TEST_DATABASE_URL / SERENADE_TEST_NATS
 
 from __future__ import annotations
 
-import uuid
 from typing import TYPE_CHECKING
 
 import asyncpg
 import pytest
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.db import connect, create_pool
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
-from shared.migrations import apply_migrations
+from services.launcher import EmbeddedNats, EmbeddedPostgres, create_database
+from shared.db import create_pool
 from shared.settings import Settings
 
 if TYPE_CHECKING:
@@ -59,11 +57,6 @@ def nats_url(test_targets: TestTargets, tmp_path_factory: pytest.TempPathFactory
     server.stop()
 
 
-def _with_database(dsn: str, database: str) -> str:
-    base, _, _ = dsn.rpartition("/")
-    return f"{base}/{database}"
-
-
 class DatabaseFactory:
     """Makes empty (by default migrated) databases on the session's server."""
 
@@ -71,20 +64,7 @@ class DatabaseFactory:
         self.admin_dsn = admin_dsn
 
     async def __call__(self, *, migrated: bool = True) -> str:
-        name = f"serenade_{uuid.uuid4().hex[:12]}"
-        admin = await connect(self.admin_dsn)
-        try:
-            await admin.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            await admin.close()
-        dsn = _with_database(self.admin_dsn, name)
-        if migrated:
-            conn = await connect(dsn)
-            try:
-                await apply_migrations(conn)
-            finally:
-                await conn.close()
-        return dsn
+        return await create_database(self.admin_dsn, migrated=migrated)
 
 
 @pytest.fixture(scope="session")

@@ -7,19 +7,14 @@ on several machines (with real addresses in place of 127.0.0.1).
 
 from __future__ import annotations
 
-import contextlib
-import socket
-import subprocess
-import time
-from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
-from shared.embedded import EmbeddedNats, EmbeddedServerError, free_port
+from services.launcher import EmbeddedNats, free_port
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-__all__ = ["ClusterNode", "NatsCluster", "node_config"]
+__all__ = ["NatsCluster", "node_config"]
 
 CLUSTER_NAME = "serenade"
 # How often JetStream's file store is flushed to disk (nats-server's default): a message is
@@ -47,121 +42,40 @@ cluster {{
 """
 
 
-@dataclass
-class ClusterNode:
-    name: str
-    root: Path
-    port: int
-    cluster_port: int
-    process: subprocess.Popen[bytes] | None = None
-    _log: IO[bytes] | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return f"nats://127.0.0.1:{self.port}"
-
-    @property
-    def config_path(self) -> Path:
-        return self.root / "nats.conf"
-
-    @property
-    def log_path(self) -> Path:
-        return self.root / "nats-server.log"
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def start(self) -> None:
-        if self.alive():
-            return
-        self._log = self.log_path.open("ab")
-        self.process = subprocess.Popen(
-            [str(EmbeddedNats.binary()), "-c", str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-
-    def kill(self) -> None:
-        """SIGKILL: a machine lost."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self._close_log()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(5)
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-
-
 class NatsCluster:
     """``size`` routed nats-servers with JetStream, named ``n1`` .. ``nN``."""
 
     def __init__(self, root: Path, size: int = 3) -> None:
         self.root = root.resolve()
-        self.nodes: list[ClusterNode] = []
+        self.nodes: dict[str, EmbeddedNats] = {}
         ports = [(free_port(), free_port()) for _ in range(size)]
         for index, (port, cluster_port) in enumerate(ports, start=1):
-            folder = self.root / f"n{index}"
-            folder.mkdir(parents=True, exist_ok=True)
-            node = ClusterNode(f"n{index}", folder, port, cluster_port)
+            name = f"n{index}"
+            folder = self.root / name
             routes = [other for _, other in ports if other != cluster_port]
-            node.config_path.write_text(
-                node_config(
-                    name=node.name,
-                    port=port,
-                    cluster_port=cluster_port,
-                    routes=routes,
-                    store=folder / "jetstream",
-                )
+            config = node_config(
+                name=name,
+                port=port,
+                cluster_port=cluster_port,
+                routes=routes,
+                store=folder / "jetstream",
             )
-            self.nodes.append(node)
+            self.nodes[name] = EmbeddedNats(folder, config=config, port=port)
 
     @property
     def urls(self) -> list[str]:
-        return [node.url for node in self.nodes]
+        return [node.url for node in self.nodes.values()]
 
-    def node(self, name: str) -> ClusterNode:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
+    def node(self, name: str) -> EmbeddedNats:
+        return self.nodes[name]
 
-    def start(self, *, timeout: float = 30.0) -> list[str]:
-        for node in self.nodes:
+    def start(self) -> list[str]:
+        """Every node, each waited on until it takes client connections (their JetStream may
+        still be electing its meta leader)."""
+        for node in self.nodes.values():
             node.start()
-        for node in self.nodes:
-            self.wait_accepting(node, timeout=timeout)
         return self.urls
 
-    @staticmethod
-    def wait_accepting(node: ClusterNode, *, timeout: float = 30.0) -> None:
-        """Until ``node`` takes client connections (its JetStream may still be electing)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            if node.process is not None and node.process.poll() is not None:
-                raise EmbeddedServerError(f"{node.name} exited:\n{node.log_path.read_text()}")
-            with (
-                contextlib.suppress(OSError),
-                socket.create_connection(("127.0.0.1", node.port), timeout=0.5),
-            ):
-                return
-            if time.monotonic() > deadline:
-                raise EmbeddedServerError(f"{node.name} did not start in {timeout} s")
-            time.sleep(0.05)
-
     def stop(self) -> None:
-        for node in self.nodes:
+        for node in self.nodes.values():
             node.stop()

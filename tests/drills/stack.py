@@ -11,30 +11,31 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import nats
 import psutil
 
+from services.launcher import (
+    READY_TIMEOUT,
+    EmbeddedNats,
+    EmbeddedPostgres,
+    ServiceProcess,
+    free_port,
+    migrate,
+    stop_all,
+)
 from shared.db import connect
-from shared.embedded import EmbeddedNats, EmbeddedPostgres, free_port
-from shared.migrations import apply_migrations
 from shared.settings import Settings
 from shared.stream import ensure_stream
 from tests.drills.cluster import NatsCluster
-from tests.helpers import ServiceProcess
-from tests.integration.api.support import SECRET as API_TEST_SECRET
-from tests.integration.test_deployment import run_init_script
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-    from pathlib import Path
 
     import asyncpg
     from nats.aio.client import Client as NatsClient
@@ -42,11 +43,13 @@ if TYPE_CHECKING:
 
 __all__ = ["SECRET", "Stack", "StackOptions"]
 
-# The API tests' secret: their negative token suite (signed with it) runs against the stack.
-SECRET = API_TEST_SECRET
+# The API tests' secret (tests/integration/api/support.py): their negative token suite, signed
+# with it, runs against the stack (test_access checks that the two agree).
+SECRET = "api-test-secret-" + "s" * 48
+# What the postgres image runs at its first start in the documented deployment.
+INIT_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "10-serenade-roles.sql"
 LOGIN_ROLE = "serenade"
 DATABASE = "serenade"
-_READY_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -123,7 +126,7 @@ class Stack:
     # --- start and stop ------------------------------------------------------------------
     async def start(self) -> None:
         await asyncio.to_thread(self._start_servers)
-        await self._migrate()
+        await migrate(self.login_dsn)
         self.nc = await nats.connect(
             self.nats_urls,
             name="drill-observer",
@@ -135,7 +138,7 @@ class Stack:
         # A cluster's stream is made at its replica count before any service starts: the
         # services' ensure_stream then finds it as it wants it and leaves it be.
         replicas = max(self.options.cluster, 1)
-        deadline = time.monotonic() + _READY_TIMEOUT
+        deadline = time.monotonic() + READY_TIMEOUT
         while True:
             try:
                 await ensure_stream(self.js, replicas=replicas)
@@ -159,8 +162,7 @@ class Stack:
 
     def _start_servers(self) -> None:
         self.postgres.start()
-        assert self.postgres.port is not None
-        result = run_init_script(self.postgres.port, self._password)
+        result = self.postgres.run_script(INIT_SCRIPT, {"SERENADE_DB_PASSWORD": self._password})
         assert result.returncode == 0, result.stderr
         if self.options.cluster:
             self.cluster = NatsCluster(self.root / "nats-cluster", self.options.cluster)
@@ -168,13 +170,6 @@ class Stack:
         else:
             self.nats_server = EmbeddedNats(self.root / "nats")
             self.nats_server.start()
-
-    async def _migrate(self) -> None:
-        conn = await connect(self.login_dsn)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
 
     def _settings(self) -> Settings:
         options = self.options
@@ -199,10 +194,9 @@ class Stack:
     async def stop(self) -> None:
         """Everything down, quickly; never raises (a drill's own failure is what matters)."""
         started = [getattr(self, name, None) for name in ("api", "deadletter")]
-        for process in [*started, *self.generators]:
-            if isinstance(process, ServiceProcess) and process.process is not None:
-                with contextlib.suppress(Exception):
-                    await asyncio.to_thread(_stop_quietly, process)
+        processes = [p for p in [*started, *self.generators] if isinstance(p, ServiceProcess)]
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(stop_all, processes, grace=15)
         if hasattr(self, "nc"):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.nc.close(), 5)
@@ -217,32 +211,13 @@ class Stack:
 
     # --- services ------------------------------------------------------------------------
     async def start_api(self) -> None:
-        offset = _log_size(self.api)
-        self.api.start()
-        await self.wait_api_ready(offset=offset)
-
-    async def wait_api_ready(self, *, offset: int = 0, timeout: float = _READY_TIMEOUT) -> None:
-        deadline = time.monotonic() + timeout
-        async with httpx.AsyncClient(base_url=self.api_url, timeout=2) as client:
-            while True:
-                assert self.api.alive(), f"the API exited:\n{_log_tail(self.api, offset)}"
-                with contextlib.suppress(httpx.TransportError):
-                    if (await client.get("/ready")).status_code == 200:
-                        return
-                if time.monotonic() > deadline:
-                    raise AssertionError(f"the API is not ready:\n{_log_tail(self.api, offset)}")
-                await asyncio.sleep(0.1)
+        await self.api.start().wait_ready()
 
     async def start_generator(self, index: int = 0) -> None:
-        process = self.generators[index]
-        offset = _log_size(process)
-        process.start()
-        await _wait_logged(process, offset, "generator ready")
+        await self.generators[index].start().wait_ready()
 
     async def start_deadletter(self) -> None:
-        offset = _log_size(self.deadletter)
-        self.deadletter.start()
-        await _wait_logged(self.deadletter, offset, "FastStream app started successfully")
+        await self.deadletter.start().wait_ready()
 
     def kill_generator(self, index: int = 0) -> None:
         """SIGKILL: a crash at whatever moment it is in."""
@@ -268,14 +243,6 @@ class Stack:
         port = self.nats_server.port
         self.nats_server.start()
         assert self.nats_server.port == port, f"nats-server came back on {self.nats_server.port}"
-
-    @staticmethod
-    def pause(process: ServiceProcess) -> None:
-        os.kill(process.pid, signal.SIGSTOP)
-
-    @staticmethod
-    def resume(process: ServiceProcess) -> None:
-        os.kill(process.pid, signal.SIGCONT)
 
     # --- observation ---------------------------------------------------------------------
     @contextlib.asynccontextmanager
@@ -306,42 +273,6 @@ class Stack:
 
     def logs_hint(self) -> str:
         return f"logs in {self.logs}"
-
-
-def _stop_quietly(process: ServiceProcess) -> None:
-    try:
-        process.terminate(timeout=15)
-    except Exception:  # noqa: BLE001 - terminate() killed it after the timeout
-        process.kill()
-
-
-def _log_size(process: ServiceProcess) -> int:
-    return process.log_path.stat().st_size if process.log_path.exists() else 0
-
-
-def _log_since(process: ServiceProcess, offset: int) -> str:
-    if not process.log_path.exists():
-        return ""
-    with process.log_path.open("rb") as handle:
-        handle.seek(offset)
-        return handle.read().decode(errors="replace")
-
-
-def _log_tail(process: ServiceProcess, offset: int, lines: int = 40) -> str:
-    return "\n".join(_log_since(process, offset).splitlines()[-lines:])
-
-
-async def _wait_logged(
-    process: ServiceProcess, offset: int, needle: str, timeout: float = _READY_TIMEOUT
-) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        assert process.alive(), f"{process.command} exited:\n{_log_tail(process, offset)}"
-        if needle in _log_since(process, offset):
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{process.command} not ready:\n{_log_tail(process, offset)}")
-        await asyncio.sleep(0.1)
 
 
 @contextlib.asynccontextmanager

@@ -25,11 +25,12 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from services.api.common.signing import UrlSigner
+from services.launcher import wait_until
 from shared.auth import issue_token
 from shared.db import Role
 from tests.drills.load import LoadDriver
 from tests.drills.stack import LOGIN_ROLE, SECRET, Stack, StackOptions, running_stack
-from tests.helpers import wait_for
+from tests.integration.api.support import SECRET as API_TEST_SECRET
 from tests.integration.api.test_auth import BAD_TOKENS
 from tests.integration.api.test_media import TRAVERSALS
 from tests.integration.rls_matrix import build_cases, evaluate, seed_world
@@ -127,6 +128,8 @@ async def stack_current_user(stack: Stack) -> str:
 
 
 async def _jwt_suite(client: httpx.AsyncClient) -> list[str]:
+    # The suite's tokens signed with the right key must be refused for what else is wrong.
+    assert SECRET == API_TEST_SECRET, "the drill stack signs with the API tests' secret"
     wrong = []
     for name, token in BAD_TOKENS.items():
         # Over the wire a header value cannot end in a space: "Bearer " goes as "Bearer".
@@ -253,7 +256,7 @@ async def test_tokens_signed_urls_and_row_level_security_leak_nothing(
         load = LoadDriver(stack.api_url, users=1, concurrency=1, variant_counts=(2,))
         await load.run(orders=1)
         order_id = next(iter(load.accepted))
-        await wait_for(lambda: _complete(stack, order_id), timeout=30, what="the order")
+        await wait_until(lambda: _complete(stack, order_id), timeout=30, what="the order")
         owner = load.token_of_first_user
         async with httpx.AsyncClient(base_url=stack.api_url, timeout=10) as client:
             order = (

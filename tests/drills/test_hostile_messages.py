@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from services.launcher import wait_until
 from shared.events import (
     STREAM_NAME,
     SUBJECT_VARIANT_REQUESTED,
@@ -26,7 +27,6 @@ from tests.drills.invariants import check_invariants, settle
 from tests.drills.load import LoadDriver
 from tests.drills.stack import Stack, StackOptions, running_stack
 from tests.drills.streamscan import read_stream
-from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -208,7 +208,7 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_consumers_keep_
     async with running_stack(tmp_path, StackOptions(ack_wait=2.0)) as stack:
         accepted = await _place(stack, variants=2)
         order_id = next(iter(accepted))
-        await wait_for(lambda: _all_complete(stack, [order_id]), timeout=30, what="first order")
+        await wait_until(lambda: _all_complete(stack, [order_id]), timeout=30, what="first order")
         requests = [
             m for m in await read_stream(stack.js)
             if m.subject == SUBJECT_VARIANT_REQUESTED and m.payload["order_id"] == str(order_id)
@@ -231,7 +231,7 @@ async def test_hostile_messages_are_dead_lettered_or_ignored_and_consumers_keep_
         # The consumers keep serving: an order placed after the barrage completes.
         after = await _place(stack, variants=3)
         accepted |= after
-        await wait_for(
+        await wait_until(
             lambda: _all_complete(stack, list(after)), timeout=60, what="the order after"
         )
         # The rows are counted once every message is handled (the order after does not prove

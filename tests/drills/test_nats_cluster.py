@@ -16,12 +16,12 @@ from nats.errors import TimeoutError as NatsTimeoutError
 
 from services.deadletter.consumers import ADVISORY_DURABLE, ENVELOPE_DURABLE
 from services.generator.consumer import DURABLE as GENERATOR_DURABLE
+from services.launcher import wait_until
 from shared.events import STREAM_NAME
 from shared.stream import ADVISORY_STREAM
 from tests.drills.invariants import check_invariants
 from tests.drills.load import LoadDriver
 from tests.drills.stack import Stack, StackOptions, running_stack
-from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -74,12 +74,12 @@ async def test_the_stream_leader_killed_under_load_loses_no_acknowledged_order(
         info = await stack.js.stream_info(STREAM_NAME)
         assert info.config.num_replicas == 3  # the services left the drill's R3 stream alone
         # ... and their durable consumers took its replicas.
-        await wait_for(lambda: _replicas_current(stack), timeout=60, what="R3 consumers")
+        await wait_until(lambda: _replicas_current(stack), timeout=60, what="R3 consumers")
         elections: list[float] = []
         load = LoadDriver(stack.api_url, rate=drills.pick(3.0, 5.0), concurrency=4).start()
         for _ in range(kills):
             await asyncio.sleep(drills.pick(1.0, 5.0))  # steady load before the fault
-            leader = await wait_for(lambda: _leader(stack), timeout=30, what="a stream leader")
+            leader = await wait_until(lambda: _leader(stack), timeout=30, what="a stream leader")
             killed = time.monotonic()
             stack.cluster.node(leader).kill()
 
@@ -87,13 +87,12 @@ async def test_the_stream_leader_killed_under_load_loses_no_acknowledged_order(
                 new = await _leader(stack)
                 return new is not None and new != old
 
-            await wait_for(elected, timeout=60, what="a new stream leader")
+            await wait_until(elected, timeout=60, what="a new stream leader")
             elections.append(time.monotonic() - killed)
             await asyncio.sleep(drills.pick(1.0, 5.0))  # load on two nodes
-            node = stack.cluster.node(leader)
-            node.start()
-            await asyncio.to_thread(stack.cluster.wait_accepting, node)
-            await wait_for(lambda: _replicas_current(stack), timeout=60, what="replicas current")
+            # Back on its port and store; start() waits until it takes client connections.
+            await asyncio.to_thread(stack.cluster.node(leader).start)
+            await wait_until(lambda: _replicas_current(stack), timeout=60, what="replicas current")
         await load.stop()
         verdict = await check_invariants(stack, load.accepted, timeout=drills.pick(90, 240))
     report(

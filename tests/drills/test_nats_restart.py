@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 
 from nats.js.api import StorageType
 
+from services.launcher import wait_until
 from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED
 from tests.drills.invariants import check_invariants
 from tests.drills.load import LoadDriver
 from tests.drills.stack import Stack, StackOptions, running_stack
-from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -69,7 +69,7 @@ async def test_nats_killed_and_restarted_under_load_loses_nothing(
         await stack.js.publish(
             SUBJECT_VARIANT_REQUESTED, b"drill: after the restarts", headers={"Nats-Msg-Id": "x1"}
         )
-        await wait_for(lambda: _dead_lettered(stack), timeout=60, what="the dead letter stored")
+        await wait_until(lambda: _dead_lettered(stack), timeout=60, what="the dead letter stored")
         verdict = await check_invariants(stack, load.accepted, timeout=drills.pick(60, 240))
         alive = all(process.alive() for process in stack.services)
     report(

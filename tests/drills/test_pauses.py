@@ -32,7 +32,7 @@ _ANSWER_WITHIN = 12.0
 
 def _pause(stack: Stack, target: str) -> None:
     if target == "generator":
-        stack.pause(stack.generators[0])
+        stack.generators[0].pause()
     elif target == "nats-server":
         assert stack.nats_server is not None
         stack.nats_server.pause()
@@ -42,7 +42,7 @@ def _pause(stack: Stack, target: str) -> None:
 
 def _resume(stack: Stack, target: str) -> None:
     if target == "generator":
-        stack.resume(stack.generators[0])
+        stack.generators[0].resume()
     elif target == "nats-server":
         assert stack.nats_server is not None
         stack.nats_server.resume()

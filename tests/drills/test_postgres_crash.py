@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
+from services.launcher import wait_until
 from shared.events import SUBJECT_VARIANT_REQUESTED
 from tests.drills.invariants import check_invariants
 from tests.drills.load import LoadDriver
 from tests.drills.stack import Stack, StackOptions, running_stack
-from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -81,7 +81,7 @@ async def test_postgres_crash_answers_503_promptly_and_everything_recovers_alone
                 async with httpx.AsyncClient(base_url=stack.api_url, timeout=5) as client:
                     return (await client.get("/ready")).status_code == 200
 
-            await wait_for(ready, timeout=60, what="the API to be ready again")
+            await wait_until(ready, timeout=60, what="the API to be ready again")
             recoveries.append(time.monotonic() - back)
         await _poison(stack, b"not json: after the outage")
         await asyncio.sleep(2.0)  # steady load after the last recovery

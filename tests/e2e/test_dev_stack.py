@@ -22,7 +22,7 @@ import httpx
 import psutil
 import pytest
 
-from shared.embedded import free_port
+from services.launcher import free_port
 from tests.helpers import wait_for
 
 _SUMMARY_END = "Ctrl-C stops everything."

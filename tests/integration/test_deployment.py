@@ -12,7 +12,6 @@ security once it takes an application role as every request does.
 
 from __future__ import annotations
 
-import importlib.util
 import re
 import subprocess
 import sys
@@ -25,8 +24,8 @@ import asyncpg
 import pytest
 import yaml
 
+from services.launcher import EmbeddedPostgres
 from shared.db import Caller, connect, transaction
-from shared.embedded import EmbeddedPostgres
 from shared.migrations import load_migrations
 
 if TYPE_CHECKING:
@@ -48,33 +47,12 @@ def compose_dsn(password: str) -> str:
     return dsn
 
 
-def _psql() -> Path:
-    spec = importlib.util.find_spec("pgserver")
-    assert spec is not None, "pgserver (a pinned dependency) ships psql"
-    assert spec.submodule_search_locations
-    psql = Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin" / "psql"
-    assert psql.exists(), psql
-    return psql
-
-
-def run_init_script(port: int, password: str | None) -> subprocess.CompletedProcess[str]:
-    """What the postgres image's entrypoint does with a *.sql file in docker-entrypoint-initdb.d
-    (its docker_process_sql): psql as the superuser with ``-f`` and the container's
-    environment, which holds SERENADE_DB_PASSWORD."""
-    env = {"PATH": "/usr/bin:/bin"} | ({"SERENADE_DB_PASSWORD": password} if password else {})
-    return subprocess.run(
-        [
-            str(_psql()), "-v", "ON_ERROR_STOP=1", "--username=postgres", "--no-password",
-            "--no-psqlrc", "--dbname=postgres", "--host=127.0.0.1", f"--port={port}",
-            "-f", str(INIT_SCRIPT),
-        ],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=60,
-        check=False,
-    )  # fmt: skip
+def run_init_script(
+    server: EmbeddedPostgres, password: str | None
+) -> subprocess.CompletedProcess[str]:
+    """What the postgres image's entrypoint does with the script: psql as the superuser, with
+    the container's environment, which holds SERENADE_DB_PASSWORD."""
+    return server.run_script(INIT_SCRIPT, {"SERENADE_DB_PASSWORD": password} if password else {})
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +67,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedPostgre
 @pytest.fixture(scope="module")
 def initialised(server: EmbeddedPostgres) -> subprocess.CompletedProcess[str]:
     assert server.port is not None
-    result = run_init_script(server.port, PASSWORD)
+    result = run_init_script(server, PASSWORD)
     assert result.returncode == 0, result.stderr
     return result
 
@@ -143,7 +121,7 @@ def test_init_script_refuses_to_run_without_the_login_password(
     server: EmbeddedPostgres, initialised: subprocess.CompletedProcess[str]
 ) -> None:
     assert server.port is not None
-    result = run_init_script(server.port, password=None)
+    result = run_init_script(server, password=None)
     assert result.returncode != 0
     assert "SERENADE_DB_PASSWORD is not set" in result.stderr
 
@@ -152,7 +130,7 @@ def test_init_script_can_run_again_on_a_cluster_it_already_set_up(
     server: EmbeddedPostgres, initialised: subprocess.CompletedProcess[str]
 ) -> None:
     assert server.port is not None
-    again = run_init_script(server.port, PASSWORD)
+    again = run_init_script(server, PASSWORD)
     assert again.returncode == 0, again.stderr
 
 

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 import nats
 import psutil
 
+from services.launcher import EmbeddedNats, EmbeddedPostgres
 from shared.db import connect
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -14,11 +14,11 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from services.launcher import EmbeddedNats, ServiceProcess, free_port
 from shared.auth import issue_token
 from shared.contract_docs import CONTRACT_SUBJECTS
 from shared.db import Caller, create_pool, transaction
-from shared.embedded import EmbeddedNats, free_port
-from tests.helpers import ServiceProcess, wait_for
+from tests.helpers import wait_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable

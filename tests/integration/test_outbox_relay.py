@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
+from services.launcher import EmbeddedNats
 from shared.db import Caller, connect, transaction
-from shared.embedded import EmbeddedNats
 from shared.events import DeadLettered
 from shared.outbox import OutboxRelay, enqueue
 from shared.stream import ensure_stream

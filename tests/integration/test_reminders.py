@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import pytest
 
+from services.launcher import EmbeddedPostgres
 from shared.db import Caller, connect, create_pool, transaction
-from shared.embedded import EmbeddedPostgres
 from shared.events import SUBJECT_OCCASION_UPCOMING, OccasionUpcoming
 from shared.migrations import apply_migrations
 from shared.reminders import ReminderScheduler, next_occurrence, send_due_reminders

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from services.api.common.database import Database
+from services.launcher import EmbeddedPostgres
 from shared.db import Caller, connect, create_pool
-from shared.embedded import EmbeddedPostgres
 from shared.migrations import apply_migrations
 
 if TYPE_CHECKING:

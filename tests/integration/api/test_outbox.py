@@ -16,10 +16,10 @@ from nats.js.api import StorageType, StreamConfig
 from nats.js.errors import NotFoundError
 
 from services.api.app import create_app
+from services.launcher import EmbeddedNats, ServiceProcess, free_port
 from shared.db import connect
-from shared.embedded import EmbeddedNats, free_port
 from shared.events import STREAM_NAME
-from tests.helpers import ServiceProcess, SubjectRecorder, wait_for
+from tests.helpers import SubjectRecorder, wait_for
 from tests.integration.api.conftest import api_settings, serve
 from tests.integration.api.support import ORDER, bearer
 

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING
 import httpx
 import pytest
 
+from services.launcher import ServiceProcess, free_port
 from shared.auth import issue_token
 from shared.db import Role
-from shared.embedded import free_port
-from tests.helpers import ServiceProcess, wait_for
+from tests.helpers import wait_for
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.support import SECRET, bearer
 

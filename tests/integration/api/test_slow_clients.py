@@ -18,8 +18,8 @@ import uvicorn
 
 from services.api.app import create_app
 from services.api.common.slow_clients import request_deadline_protocol
+from services.launcher import free_port
 from shared.auth import issue_token
-from shared.embedded import free_port
 from tests.helpers import wait_for
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.support import SECRET

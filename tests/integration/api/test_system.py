@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from services.api.app import create_app
-from shared.embedded import free_port
+from services.launcher import free_port
 from tests.helpers import wait_for
 from tests.integration.api.conftest import api_settings, serve
 from tests.integration.api.support import ORDER

@@ -10,8 +10,8 @@ import pytest
 from faststream import TestApp
 
 from services.deadletter.app import build_app
+from services.launcher import EmbeddedNats
 from shared.db import create_pool
-from shared.embedded import EmbeddedNats
 from shared.settings import Settings
 
 if TYPE_CHECKING:

@@ -9,12 +9,12 @@ import nats
 import orjson
 
 from services.deadletter.consumers import ENVELOPE_DURABLE
+from services.launcher import EmbeddedNats, EmbeddedPostgres, ServiceProcess
 from shared.db import connect
-from shared.embedded import EmbeddedNats, EmbeddedPostgres
 from shared.events import STREAM_NAME
 from shared.migrations import apply_migrations
 from shared.settings import Settings
-from tests.helpers import ServiceProcess, wait_for
+from tests.helpers import wait_for
 from tests.integration.deadletter.support import envelope_for, publish_envelope
 
 if TYPE_CHECKING:

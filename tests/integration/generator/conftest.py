@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
+from services.launcher import EmbeddedNats
 from shared.db import create_pool
-from shared.embedded import EmbeddedNats
 from shared.stream import ensure_stream
 from tests.helpers import SubjectRecorder
 

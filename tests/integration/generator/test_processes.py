@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from services.launcher import ServiceProcess
 from shared.enums import GenerationStatus
-from tests.helpers import ServiceProcess, wait_for
+from tests.helpers import wait_for
 
 from .support import (
     SeededOrder,

