@@ -10,13 +10,11 @@ import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import httpx
 import pytest
 
 from services.launcher import ServiceProcess, free_port
 from shared.auth import issue_token
 from shared.db import Role
-from tests.helpers import wait_for
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.support import SECRET, bearer
 
@@ -42,18 +40,9 @@ async def api_url(
     port = free_port()
     settings = api_settings(database_url, nats_url, root, api_port=port)
     api = ServiceProcess(["api"], settings, root / "api.log").start()
-    base = f"http://127.0.0.1:{port}"
-
-    async def ready() -> bool:
-        try:
-            async with httpx.AsyncClient(base_url=base) as client:
-                return (await client.get("/ready")).status_code == 200
-        except httpx.TransportError:
-            return False
-
     try:
-        await wait_for(ready, timeout=30, what=f"the API to be ready:\n{api.log()}")
-        yield base
+        await api.wait_ready(timeout=30)
+        yield f"http://127.0.0.1:{port}"
     finally:
         api.terminate()
 

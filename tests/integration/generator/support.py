@@ -2,7 +2,7 @@
 
 Orders are seeded directly as service_role and requests published directly with nats-py, as
 the API would through its outbox; the generator runs in this process (``running_generator``) or
-as ``serenade generator`` children (``tests.helpers.ServiceProcess``).
+as ``serenade generator`` children (``services.launcher.ServiceProcess``).
 """
 
 from __future__ import annotations

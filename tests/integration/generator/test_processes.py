@@ -15,7 +15,6 @@ from .support import (
     SeededOrder,
     all_final,
     files_under,
-    log_lines,
     request_all,
     seed_order,
     statuses,
@@ -39,11 +38,7 @@ def _generator(settings: Settings, log: Path) -> ServiceProcess:
 
 
 async def _ready(process: ServiceProcess) -> None:
-    async def started() -> bool:
-        assert process.alive(), f"the generator exited:\n{process.log()}"
-        return any(line.get("message") == "generator ready" for line in log_lines(process.log()))
-
-    await wait_for(started, timeout=30, what="the generator to be ready")
+    await process.wait_ready(timeout=30)
 
 
 async def _orders(env: GeneratorEnv, count: int, variants: int = 3) -> list[SeededOrder]:
