@@ -19,10 +19,10 @@ import pytest
 
 from services.deadletter.consumers import ADVISORY_DURABLE, ENVELOPE_DURABLE
 from services.generator.consumer import DURABLE as GENERATOR_DURABLE
-from shared.embedded import EmbeddedNats
+from services.launcher import EmbeddedNats, ServiceProcess
 from shared.events import STREAM_NAME
 from shared.stream import ADVISORY_STREAM
-from tests.helpers import ServiceProcess, wait_for
+from tests.helpers import wait_for
 from tests.integration.generator.support import log_lines
 
 if TYPE_CHECKING:
