@@ -48,7 +48,7 @@ _HTTP: Final = """\
 ## HTTP API
 
 The API describes itself: the OpenAPI 3.1 document is served at `/schema/openapi.json` and
-browsable at `/schema`.
+browsable at `/schema` (Swagger UI, its files served by the API itself: it works offline).
 Generate a client from it (for example with `openapi-python-client`; the test suite does, and
 drives a whole order with that client). The TypeScript types of the API and of the events are
 committed in `clients/typescript/` (`make client`).

@@ -14,7 +14,6 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.middleware.base import DefineMiddleware
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import ScalarRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.template import TemplateConfig
@@ -35,6 +34,7 @@ from services.api.live.controllers import OrderEventsController
 from services.api.orders.controllers import OrderController, VariantController
 from services.api.sharing.controllers import MediaController, ShareController, SharePageController
 from services.api.system.controllers import SystemController
+from services.api.system.docs_viewer import ViewerAssetsController, viewer_plugin
 from shared.db import create_pool
 from shared.settings import Settings
 from shared.storage import storage_from_url
@@ -51,6 +51,7 @@ CONTROLLERS = (
     MediaController,
     FailedJobController,
     SystemController,
+    ViewerAssetsController,
 )
 
 # An order is a few hundred bytes; anything past this is refused with 413 before parsing.
@@ -120,7 +121,7 @@ def _configure_openapi() -> OpenAPIConfig:
         description="Personalised songs: orders, per-variant generation, sharing, dead letters. "
         "Errors are RFC 9457 problem details (application/problem+json).",
         path="/schema",
-        render_plugins=[ScalarRenderPlugin()],
+        render_plugins=[viewer_plugin()],
         components=Components(
             security_schemes={
                 "BearerToken": SecurityScheme(

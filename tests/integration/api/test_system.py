@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import TYPE_CHECKING, Any
@@ -137,6 +138,31 @@ async def test_the_docs_page_is_browsable(client: httpx.AsyncClient) -> None:
     response = await client.get("/schema")
     assert response.status_code == 200
     assert "text/html" in response.headers["content-type"]
+
+
+async def test_the_docs_page_loads_every_file_from_the_api_itself(
+    client: httpx.AsyncClient,
+) -> None:
+    """Offline, the docs page still works: nothing it loads comes from another site, every
+    file it names is served here, and the viewer is the pinned Swagger UI."""
+    page = (await client.get("/schema")).text
+    loaded = re.findall(r"""(?:src|href)=["']([^"']+)["']""", page)
+    assert loaded, page
+    assert [url for url in loaded if not url.startswith("/schema/assets/")] == []
+    expected_types = {".js": "text/javascript", ".css": "text/css", ".png": "image/png"}
+    for url in loaded:
+        asset = await client.get(url)
+        assert asset.status_code == 200, url
+        suffix = url[url.rindex(".") :]
+        assert asset.headers["content-type"].startswith(expected_types[suffix]), url
+        assert len(asset.content) > 1000, url
+    bundle = (await client.get("/schema/assets/swagger-ui-bundle.js")).text
+    assert 'PACKAGE_VERSION:"5.24.2"' in bundle, "the viewer changed: update docs_viewer.py"
+    assert "SwaggerUIBundle" in page
+    # Only the viewer's own files are served from the package, nothing else of it.
+    missing = await client.get("/schema/assets/swagger-editor-bundle.js")
+    assert missing.status_code == 404
+    assert missing.headers["content-type"] == "application/problem+json"
 
 
 async def test_with_postgres_unreachable_requests_get_503_quickly_and_ready_says_so(
