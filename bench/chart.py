@@ -1,22 +1,28 @@
-"""The results as one PNG of horizontal bar panels, drawn with matplotlib (Agg, no display)."""
+"""The results as one PNG of horizontal bar panels, drawn with matplotlib (Agg, no display).
+
+``python -m bench`` draws it after a run; ``python -m bench.chart [RESULTS.json [OUT.png]]``
+redraws it from a run's JSON (default ``bench/results/latest.json`` to ``latest.png`` beside it).
+"""
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-if TYPE_CHECKING:
-    from pathlib import Path
+from bench.report import read_json
 
+if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
     from bench.report import Results
 
-__all__ = ["Bar", "Panel", "chart_figure", "draw_chart", "panels"]
+__all__ = ["Bar", "Panel", "chart_figure", "draw_chart", "main", "panels"]
 
 SERENADE = "#2f6eba"
 FLOOR = "#969696"
@@ -204,3 +210,16 @@ def draw_chart(results: Results, path: Path) -> None:
     # The Agg canvas renders without a display, whatever backend the environment names.
     FigureCanvasAgg(figure)
     figure.savefig(path, format="png")
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = sys.argv[1:] if argv is None else argv
+    source = Path(arguments[0]) if arguments else Path(__file__).parent / "results" / "latest.json"
+    target = Path(arguments[1]) if len(arguments) > 1 else source.with_suffix(".png")
+    draw_chart(read_json(source), target)
+    print(f"wrote {target}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

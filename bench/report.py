@@ -8,17 +8,17 @@ import platform
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 import psutil
 
-if TYPE_CHECKING:
-    from bench.apiload import ApiRun
-    from bench.floors import FloorRun
-    from bench.pipeline import PipelineRun
+from bench.apiload import ApiRun
+from bench.floors import FloorRun
+from bench.load import Latency, LoadResult
+from bench.pipeline import PipelineRun
 
-__all__ = ["Results", "Target", "machine", "print_table", "targets", "write_json"]
+__all__ = ["Results", "Target", "machine", "print_table", "read_json", "targets", "write_json"]
 
 MEMORY_LIMIT_MB = 200.0
 _MB = 1024 * 1024
@@ -282,3 +282,33 @@ def write_json(results: Results, path: Path) -> None:
     document["memory_mb"] = {name: round(rss / _MB, 1) for name, rss in results.memory.items()}
     document["targets"] = [_plain(target) for target in targets(results)]
     path.write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+
+
+def read_json(path: Path) -> Results:
+    """The results ``write_json`` wrote (its derived figures dropped): to redraw the chart."""
+    document = orjson.loads(path.read_bytes())
+
+    def fields(kind: type, data: dict[str, Any]) -> dict[str, Any]:
+        return {f.name: data[f.name] for f in dataclasses.fields(kind) if f.name in data}
+
+    def load(data: dict[str, Any]) -> LoadResult:
+        return LoadResult(**fields(LoadResult, data) | {"latency": Latency(**data["latency"])})
+
+    def pipeline(data: dict[str, Any]) -> PipelineRun:
+        latencies = {name: Latency(**data[name]) for name in ("post", "completion")}
+        return PipelineRun(**fields(PipelineRun, data) | latencies)
+
+    api = document["api"]
+    return Results(
+        **fields(Results, document)
+        | {
+            "api": ApiRun(
+                **{name: load(api[name]) for name in api if name != "half_load_rate"},
+                half_load_rate=api["half_load_rate"],
+            ),
+            "pipeline": pipeline(document["pipeline"]),
+            "pipeline_two": pipeline(document["pipeline_two"]),
+            "db_floor": FloorRun(**fields(FloorRun, document["db_floor"])),
+            "nats_floor": FloorRun(**fields(FloorRun, document["nats_floor"])),
+        }
+    )

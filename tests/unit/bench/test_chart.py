@@ -9,11 +9,11 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from bench.apiload import ApiRun
-from bench.chart import chart_figure, draw_chart
+from bench.chart import chart_figure, draw_chart, main, panels
 from bench.floors import FloorRun
 from bench.load import Latency, LoadResult
 from bench.pipeline import PipelineRun
-from bench.report import Results
+from bench.report import Results, read_json, write_json
 
 _MB = 1024 * 1024
 PANEL_TITLES = [
@@ -115,3 +115,13 @@ def test_chart_has_one_panel_per_question_with_every_figure(results: Results) ->
     assert bars(4)["p99, 1 generator"] == pytest.approx(8954)
     assert bars(5) == pytest.approx({"api": 66, "deadletter": 71, "generator-1": 57})
     assert "limit 200 MB" in texts(5)
+
+
+def test_chart_redrawn_from_a_runs_json_shows_the_same_figures(
+    results: Results, tmp_path: Path
+) -> None:
+    # `python -m bench.chart` redraws a past run's chart from the JSON the run wrote.
+    write_json(results, tmp_path / "run.json")
+    main([str(tmp_path / "run.json"), str(tmp_path / "run.png")])
+    assert (tmp_path / "run.png").read_bytes().startswith(b"\x89PNG")
+    assert panels(read_json(tmp_path / "run.json")) == panels(results)
