@@ -124,6 +124,7 @@ def _summary(settings: Settings, secret: str) -> str:
     base = api_url(settings)
     user = uuid.uuid4()
     bearer = issue_token(secret, role=Role.AUTHENTICATED, user_id=user, ttl_seconds=24 * 3600)
+    operator = issue_token(secret, role=Role.SERVICE, ttl_seconds=12 * 3600)
     body = (
         '{"recipient_name": "Ada", "occasion": "birthday", "genre": "pop", '
         '"mood": "joyful", "story": "She taught me to ride a bike."}'
@@ -143,6 +144,11 @@ def _summary(settings: Settings, secret: str) -> str:
             "",
             "Each variant in the answer has a share_token: once it is complete, its song plays at",
             f"  {base}/s/<share_token>",
+            "",
+            "Operator console (dead letters, orders, the system's health): sign in with this",
+            "service_role token (valid 12 h; `serenade token --role service_role` makes more):",
+            f"  console  {base}/console",
+            f"  token    {operator}",
             "",
             "Ctrl-C stops everything.",
             "",

@@ -13,6 +13,7 @@ puts the pipes on fds 3 and 4 before it execs Chromium (``/bin/sh`` cannot name 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import itertools
 import os
@@ -160,14 +161,32 @@ class Chromium:
         result: dict[str, Any] = reply.get("result", {})
         return result
 
-    async def open(self, url: str, *, width: int = 375, height: int = 800) -> Page:
-        """A new tab showing ``url`` as a phone would (``width`` CSS pixels, touch, DPR 2)."""
-        target = await self.command("Target.createTarget", {"url": "about:blank"})
+    async def open(
+        self,
+        url: str,
+        *,
+        width: int = 375,
+        height: int = 800,
+        mobile: bool = True,
+        javascript: bool = True,
+        private: bool = False,
+    ) -> Page:
+        """A new tab showing ``url`` as a phone would (``width`` CSS pixels, touch, DPR 2), or
+        as a desktop window (``mobile=False``: DPR 1); ``javascript=False`` runs no script of
+        the page's (DevTools' own evaluations still work); ``private``: in a browser context of
+        its own, sharing no cookies with other tabs (as a private window)."""
+        params: dict[str, Any] = {"url": "about:blank"}
+        if private:
+            context = await self.command("Target.createBrowserContext")
+            params["browserContextId"] = context["browserContextId"]
+        target = await self.command("Target.createTarget", params)
         attached = await self.command(
             "Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}
         )
         page = Page(self, attached["sessionId"])
-        await page.prepare(width, height)
+        await page.prepare(width, height, mobile=mobile)
+        if not javascript:
+            await page.disable_javascript()
         await page.goto(url)
         return page
 
@@ -216,13 +235,21 @@ class Page:
     async def _command(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
         return await self._browser.command(method, params, session=self._session)
 
-    async def prepare(self, width: int, height: int) -> None:
+    async def prepare(self, width: int, height: int, *, mobile: bool = True) -> None:
         for domain in ("Runtime", "Log", "Page"):
             await self._command(f"{domain}.enable")
         await self._command(
             "Emulation.setDeviceMetricsOverride",
-            {"width": width, "height": height, "deviceScaleFactor": 2, "mobile": True},
+            {
+                "width": width,
+                "height": height,
+                "deviceScaleFactor": 2 if mobile else 1,
+                "mobile": mobile,
+            },
         )
+
+    async def disable_javascript(self) -> None:
+        await self._command("Emulation.setScriptExecutionDisabled", {"value": True})
 
     async def goto(self, url: str, *, timeout: float = 20.0) -> None:
         """Navigate and wait for the load event."""
@@ -232,12 +259,68 @@ class Page:
             raise CdpError(f"navigating to {url} failed: {result['errorText']}")
         await asyncio.wait_for(self._loaded.wait(), timeout)
 
-    async def evaluate(self, expression: str) -> Any:
-        """The value of a JavaScript expression (promises awaited)."""
+    async def evaluate(self, expression: str, *, user_gesture: bool = False) -> Any:
+        """The value of a JavaScript expression (promises awaited); ``user_gesture``: as if
+        the user had just clicked (what ``audio.play()`` needs)."""
         result = await self._command(
             "Runtime.evaluate",
-            {"expression": expression, "returnByValue": True, "awaitPromise": True},
+            {
+                "expression": expression,
+                "returnByValue": True,
+                "awaitPromise": True,
+                "userGesture": user_gesture,
+            },
         )
         if "exceptionDetails" in result:
             raise CdpError(f"{expression!r} threw: {result['exceptionDetails']}")
         return result["result"].get("value")
+
+    # --- as a person uses a page: typing, clicking, looking -----------------------------------
+    async def _node(self, selector: str) -> int:
+        document = await self._command("DOM.getDocument", {"depth": 0})
+        found = await self._command(
+            "DOM.querySelector", {"nodeId": document["root"]["nodeId"], "selector": selector}
+        )
+        if not found.get("nodeId"):
+            raise CdpError(f"no element matches {selector!r}")
+        node: int = found["nodeId"]
+        return node
+
+    async def type_into(self, selector: str, text: str) -> None:
+        """Focus the field and type ``text`` into it, as a keyboard would (no page script)."""
+        await self._command("DOM.focus", {"nodeId": await self._node(selector)})
+        await self._command("Input.insertText", {"text": text})
+
+    async def click(self, selector: str, *, navigates: bool = True, timeout: float = 20.0) -> None:
+        """Click the middle of the element with the mouse; wait for the page it loads."""
+        node = await self._node(selector)
+        await self._command("DOM.scrollIntoViewIfNeeded", {"nodeId": node})
+        quad = (await self._command("DOM.getBoxModel", {"nodeId": node}))["model"]["content"]
+        x, y = sum(quad[0::2]) / 4, sum(quad[1::2]) / 4
+        self._loaded.clear()
+        for kind in ("mousePressed", "mouseReleased"):
+            await self._command(
+                "Input.dispatchMouseEvent",
+                {"type": kind, "x": x, "y": y, "button": "left", "clickCount": 1},
+            )
+        if navigates:
+            await asyncio.wait_for(self._loaded.wait(), timeout)
+
+    async def html(self) -> str:
+        """The document as it is now (also with the page's scripts off)."""
+        document = await self._command("DOM.getDocument", {"depth": 0})
+        outer = await self._command("DOM.getOuterHTML", {"nodeId": document["root"]["nodeId"]})
+        text: str = outer["outerHTML"]
+        return text
+
+    async def url(self) -> str:
+        history = await self._command("Page.getNavigationHistory")
+        current: str = history["entries"][history["currentIndex"]]["url"]
+        return current
+
+    async def screenshot(self) -> bytes:
+        """A PNG of the whole page, beyond the window."""
+        shot = await self._command(
+            "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True}
+        )
+        return base64.b64decode(shot["data"])

@@ -97,6 +97,26 @@ def _leftovers(folder: Path) -> list[str]:
     return found
 
 
+async def _console_signs_in(summary: str, base: str, order_id: str) -> None:
+    console = re.search(r"console  (\S+)", summary)
+    operator = re.search(r"token    ([\w.-]+)", summary)
+    assert console is not None
+    assert operator is not None
+    assert console.group(1) == f"{base}/console"
+    async with httpx.AsyncClient(base_url=base, timeout=10) as browser:
+        form = await browser.get("/console/login")
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', form.text)
+        assert csrf is not None
+        signed_in = await browser.post(
+            "/console/login", data={"csrf_token": csrf.group(1), "token": operator.group(1)}
+        )
+        assert signed_in.status_code == 303
+        assert signed_in.headers["location"] == "/console"
+        order_page = await browser.get(f"/console/orders/{order_id}")
+    assert order_page.status_code == 200
+    assert "<audio" in order_page.text
+
+
 def _printed_command(summary: str) -> str:
     start = summary.index("curl ")
     end = summary.index("Each variant in the answer has a share_token")
@@ -143,6 +163,8 @@ async def test_dev_stack_starts_serves_an_order_stops_clean_and_keeps_data(tmp_p
         assert page.status_code == 200
         assert "<audio" in page.text
         assert html.escape(variant["title"]) in page.text
+        # The console the summary points at opens with the printed operator token.
+        await _console_signs_in(summary, f"http://127.0.0.1:{port}", order["id"])
     finally:
         code = await asyncio.to_thread(stack.interrupt)
     assert code == 0

@@ -26,10 +26,14 @@ from services.api.console.sessions import MAX_SESSION, ConsoleSession
 
 __all__ = ["ConsoleSignInController"]
 
-_ASSET_TYPES: Final = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_ASSET_TYPES: Final = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 _ASSETS: Final = {
     name: (files("services.api.console") / "static" / name).read_bytes()
-    for name in ("console.css", "console.js")
+    for name in ("console.css", "console.js", "favicon.svg")
 }
 # The sign-in form's cookie lives as long as an operator may take to paste a token.
 _FORM_SECONDS: Final = 3600
