@@ -70,10 +70,13 @@ _MONTHS = (
 
 @dataclass(frozen=True, slots=True)
 class SongText:
-    """The words of a song: a title and the lyric sheet with section headings."""
+    """The words of a song: a title, the lyric sheet with section headings, and the same lines
+    by stanza (for the singer), with the name as it was put into them."""
 
     title: str
     lyrics: str
+    stanzas: tuple[tuple[str, tuple[str, ...]], ...]
+    name: str
 
 
 def _possessive(name: str) -> str:
@@ -204,12 +207,12 @@ def write_lyrics(request: SongRequest) -> SongText:
         ("Chorus", list(chorus)),
         ("Outro", [outro]),
     ]
-    sheet = "\n\n".join(
-        f"[{heading}]\n" + "\n".join(line.format(**fields) for line in lines)
-        for heading, lines in stanzas
+    filled = tuple(
+        (heading, tuple(line.format(**fields) for line in lines)) for heading, lines in stanzas
     )
+    sheet = "\n\n".join(f"[{heading}]\n" + "\n".join(lines) for heading, lines in filled)
     title_fields = {**fields, "name": shorten(name, _TITLE_NAME_LIMIT)}
     title_fields["names"] = _possessive(title_fields["name"])
     title_template = occasion.titles[offset % len(occasion.titles)]
     title = shorten(title_template.format(**title_fields), _TITLE_LIMIT)
-    return SongText(title=title, lyrics=sheet)
+    return SongText(title=title, lyrics=sheet, stanzas=filled, name=name)

@@ -1,8 +1,11 @@
 """From a plan to a stereo signal: render each part to a bus, add space, pan and master.
 
 Parts are panned a little apart (chords left, pad right, cymbals right of centre) so the mix
-breathes; a reverb gives the melody and chords a room; the master fades in and out, then a peak
-limiter and a -1 dBFS peak normalisation keep every song loud enough and free of clipping.
+breathes; a reverb gives the melody, chords and voice a room. When there is a vocal it sits in
+the centre above the band: the band ducks under it (a gain that follows the voice's level) and
+the lead instrument steps back to a quiet double of the tune. The master fades in and out, a
+peak limiter gives the band its density, and the whole song is brought to one loudness
+(``loudness``) with no sample clipped.
 """
 
 from __future__ import annotations
@@ -14,14 +17,16 @@ import numpy.typing as npt
 
 from .drums import make_kit, place_hits
 from .effects import limit_peaks, reverb
+from .loudness import CEILING_DBFS, normalise_loudness
 from .plan import SAMPLE_RATE, CompositionPlan, Note
+from .singer import VocalStem
 from .synth import Bus, ScheduledNote, render_notes
 
 __all__ = ["PEAK_DBFS", "Stereo", "render"]
 
 Stereo = npt.NDArray[np.float32]  # Shape (samples, 2).
 
-PEAK_DBFS = -1.0
+PEAK_DBFS = CEILING_DBFS
 _FADE_IN_SECONDS = 0.01
 _FADE_OUT_SECONDS = 3.5
 # Level of each part in the mix and its pan (0 is hard left, 1 hard right).
@@ -48,6 +53,12 @@ _SPACE: dict[str, tuple[float, float, float]] = {
 }
 # How much of each part goes to the reverb, relative to the genre's send level.
 _REVERB_SENDS: dict[str, float] = {"lead": 1.0, "comp": 1.0, "pad": 0.7}
+_VOCAL_SEND = 0.8  # Relative to the genre's send level, like the other parts.
+_LEAD_UNDER_VOICE = 0.45  # The lead instrument's level when it doubles a voice.
+_VOCAL_OVER_BAND_DB = 4.0  # The voice's RMS over the band's, where it sings.
+_DUCK_DEPTH = 0.3  # The band drops by up to 30% (about 3 dB) under the voice.
+_DUCK_BLOCK = 512  # Samples per step of the ducking gain (about 12 ms).
+_DUCK_SMOOTH = 9  # Blocks averaged: the gain moves over about 100 ms, so it never pumps.
 _CYMBALS = frozenset({"hat", "open_hat", "pedal_hat", "ride", "crash", "shaker"})
 
 
@@ -81,7 +92,8 @@ def _master(left: Bus, right: Bus, threshold: float) -> Stereo:
     stereo[-fade_out:] *= curve[:, None]
     stereo *= np.float32(1.0 / _peak(stereo))
     limit_peaks(stereo, threshold)
-    stereo *= np.float32(10.0 ** (PEAK_DBFS / 20.0) / _peak(stereo))
+    stereo *= np.float32(1.0 / _peak(stereo))
+    normalise_loudness(stereo)
     return stereo
 
 
@@ -111,11 +123,37 @@ def _render_part(plan: CompositionPlan, part: str, length: int) -> Bus | None:
     return bus
 
 
-def render(plan: CompositionPlan) -> Stereo:
-    """Synthesise the plan into float32 stereo samples at 44.1 kHz, peaks at -1 dBFS.
+def _duck_gain(vocal: Bus) -> Bus:
+    """Per-sample gain for the band: 1 where the voice is silent, down to 1 - depth under it."""
+    length = len(vocal)
+    blocks = -(-length // _DUCK_BLOCK)
+    padded = np.zeros(blocks * _DUCK_BLOCK, dtype=np.float32)
+    padded[:length] = vocal
+    level = np.sqrt(np.mean(np.square(padded.reshape(blocks, _DUCK_BLOCK)), axis=1))
+    presence = np.minimum(level / max(float(level.max()) * 0.3, 1e-9), 1.0)
+    kernel = np.full(_DUCK_SMOOTH, 1.0 / _DUCK_SMOOTH, dtype=np.float32)
+    smooth = np.convolve(presence, kernel, mode="same").astype(np.float32)
+    gain = np.float32(1.0) - np.float32(_DUCK_DEPTH) * smooth
+    ramps: Bus = np.repeat(gain, _DUCK_BLOCK)[:length]
+    # Blocks are short and the gain is smoothed over nine of them: steps of under 0.4 dB.
+    return ramps
+
+
+def _vocal_level(vocal: Bus, left: Bus, right: Bus) -> float:
+    """The voice's gain so that where it sings it is a few dB above the band."""
+    singing = np.abs(vocal) > 1e-4
+    if not singing.any():
+        return 0.0
+    band = float(np.sqrt(np.mean((left[singing] ** 2 + right[singing] ** 2) / 2)))
+    voice = float(np.sqrt(np.mean(vocal[singing] ** 2)))
+    return band * math.pow(10.0, _VOCAL_OVER_BAND_DB / 20.0) / max(voice, 1e-9)
+
+
+def render(plan: CompositionPlan, vocal: VocalStem | None = None) -> Stereo:
+    """Synthesise the plan, and the vocal if there is one, into float32 stereo at 44.1 kHz.
 
     Parts are rendered one at a time and mixed straight into the left, right and reverb-send
-    buses, so memory holds four song-length buffers however many parts there are.
+    buses, so memory holds a few song-length buffers however many parts there are.
     """
     length = round(plan.duration_seconds * SAMPLE_RATE)
     send_level, decay_seconds, threshold = _SPACE[plan.genre]
@@ -126,11 +164,24 @@ def render(plan: CompositionPlan) -> Stereo:
         bus = _render_part(plan, part, length)
         if bus is None:
             continue
+        if part == "lead" and vocal is not None:
+            level *= _LEAD_UNDER_VOICE  # noqa: PLW2901 - the part's level, for this song only
         # Constant-power pan law: a part keeps its loudness wherever it sits.
         left += np.float32(level * math.cos(pan * math.pi / 2)) * bus
         right += np.float32(level * math.sin(pan * math.pi / 2)) * bus
         if part in _REVERB_SENDS:
             send += np.float32(send_level * _REVERB_SENDS[part]) * bus
+    if vocal is not None:
+        voice = vocal.samples[:length]
+        duck = _duck_gain(voice)
+        left *= duck
+        right *= duck
+        send *= duck
+        voice = voice * np.float32(_vocal_level(voice, left, right))
+        centre = np.float32(math.cos(math.pi / 4))  # Constant power, panned to the middle.
+        left += centre * voice
+        right += centre * voice
+        send += np.float32(send_level * _VOCAL_SEND) * voice
     wet_left, wet_right = reverb(send, decay_seconds)
     left += wet_left
     right += wet_right
