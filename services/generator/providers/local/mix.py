@@ -22,7 +22,7 @@ from .plan import SAMPLE_RATE, CompositionPlan, Note
 from .singer import VocalStem
 from .synth import Bus, ScheduledNote, render_notes
 
-__all__ = ["PEAK_DBFS", "Stereo", "render"]
+__all__ = ["PEAK_DBFS", "Stereo", "duck_gain", "render"]
 
 Stereo = npt.NDArray[np.float32]  # Shape (samples, 2).
 
@@ -123,7 +123,7 @@ def _render_part(plan: CompositionPlan, part: str, length: int) -> Bus | None:
     return bus
 
 
-def _duck_gain(vocal: Bus) -> Bus:
+def duck_gain(vocal: Bus) -> Bus:
     """Per-sample gain for the band: 1 where the voice is silent, down to 1 - depth under it."""
     length = len(vocal)
     blocks = -(-length // _DUCK_BLOCK)
@@ -173,7 +173,7 @@ def render(plan: CompositionPlan, vocal: VocalStem | None = None) -> Stereo:
             send += np.float32(send_level * _REVERB_SENDS[part]) * bus
     if vocal is not None:
         voice = vocal.samples[:length]
-        duck = _duck_gain(voice)
+        duck = duck_gain(voice)
         left *= duck
         right *= duck
         send *= duck

@@ -40,9 +40,12 @@ from .vocal_line import Phrase, fit_line, is_strong_beat, sung_phrases
 __all__ = ["VOICES", "SungNote", "SungSyllable", "VocalStem", "Voice", "engine", "sing"]
 
 _WORDS_PER_MINUTE = 160
-_PITCH_FLOOR, _PITCH_CEILING = 75.0, 600.0  # Praat's pitch search range for the spoken line.
+# Praat's pitch search range around the voice's monotone: a narrow range is a short analysis
+# window and few candidates, the larger part of what PSOLA costs.
+_PITCH_RANGE = (0.7, 1.5)
+_ANALYSIS_STEP = 0.02  # Seconds; the voice is monotone, so 20 ms frames find it as well as 10.
 _GAP_FACTOR = 0.02  # Pauses between spoken words shrink to 2%: the line is sung legato.
-_CONSONANT_SHARE = 0.5  # At most this share of a syllable's time goes to its consonants.
+_CONSONANT_SHARE = 0.35  # At most this share of a syllable's time goes to its consonants.
 _VIBRATO_SEMITONES = 0.2  # Depth either way (20 cents): gentle.
 _VIBRATO_HZ = 5.5
 _VIBRATO_DELAY = 0.15  # Seconds into a note before the vibrato starts, then 0.2 s to full depth.
@@ -62,15 +65,16 @@ class Voice:
     name: str
     espeak: str  # eSpeak NG voice: language and variant.
     pitch: int  # eSpeak's speaking pitch, 0-100: near where the voice will sing.
+    speaking_hz: float  # What that pitch comes out as (measured; eSpeak speaks it monotone).
     centre: int  # MIDI note the sung line's middle is moved nearest to, by whole octaves.
 
 
 # Alternately higher and lower, so consecutive variants of an order never share a voice.
 VOICES: tuple[Voice, ...] = (
-    Voice("higher", "en+f2", 70, 67),
-    Voice("lower", "en-us+m3", 55, 53),
-    Voice("higher-bright", "en-us+f4", 70, 69),
-    Voice("lower-warm", "en+m1", 55, 55),
+    Voice("higher", "en+f2", 85, 253.0, 67),
+    Voice("lower", "en-us+m3", 85, 135.0, 53),
+    Voice("higher-bright", "en-us+f4", 85, 244.0, 69),
+    Voice("lower-warm", "en+m1", 85, 123.0, 55),
 )
 
 
@@ -228,7 +232,11 @@ def _pitch_points(sung: list[SungSyllable], warp: _Warp) -> list[tuple[float, fl
 
 
 def _resynthesise(
-    praat: ModuleType, line: SpokenLine, warp: _Warp, points: list[tuple[float, float]]
+    praat: ModuleType,
+    line: SpokenLine,
+    warp: _Warp,
+    points: list[tuple[float, float]],
+    speaking_hz: float,
 ) -> tuple[npt.NDArray[np.float64], float]:
     """The line moved onto its pitches and durations by PSOLA, and its sampling rate."""
     call = praat.praat.call
@@ -237,7 +245,8 @@ def _resynthesise(
     _add_points(praat, durations, warp.duration_points())
     contour = call("Create PitchTier", "sung", 0.0, sound.duration)
     _add_points(praat, contour, points)
-    manipulation = call(sound, "To Manipulation", 0.01, _PITCH_FLOOR, _PITCH_CEILING)
+    floor, ceiling = (speaking_hz * factor for factor in _PITCH_RANGE)
+    manipulation = call(sound, "To Manipulation", _ANALYSIS_STEP, floor, ceiling)
     call([manipulation, contour], "Replace pitch tier")
     call([manipulation, durations], "Replace duration tier")
     # PSOLA lengthens unvoiced stretches with randomly spaced periods (no buzz): seeded, so the
@@ -266,8 +275,10 @@ def _sing_line(
     praat: ModuleType,
     line: SpokenLine,
     reading: tuple[Phrase, str, tuple[int, int] | None],
+    *,
     plan: CompositionPlan,
     shift: int,
+    speaking_hz: float,
 ) -> tuple[Signal, list[SungSyllable]] | None:
     """One line sung: its samples at 44.1 kHz from its first syllable on, and its syllables."""
     phrase, text, name_span = reading
@@ -287,7 +298,8 @@ def _sing_line(
     warp = _Warp.build(
         _segments(spoken, starts, length, len(line.samples) / line.rate), spoken[0].start
     )
-    voice, rate = _resynthesise(praat, line, warp, _pitch_points(sung, warp))
+    points = _pitch_points(sung, warp)
+    voice, rate = _resynthesise(praat, line, warp, points, speaking_hz)
     # Keep the sung line only: from its first syllable to the end of its last note.
     voice = voice[round(warp.lead_in * rate) : round((warp.lead_in + length) * rate)]
     return _to_song_rate(voice, rate), sung
@@ -319,7 +331,9 @@ def sing(plan: CompositionPlan, text: SongText, voice: Voice) -> VocalStem | Non
     syllables: list[SungSyllable] = []
     with _LOCK:
         for reading, said in zip(readable, spoken, strict=True):
-            sung = _sing_line(praat, said, reading, plan, shift)
+            sung = _sing_line(
+                praat, said, reading, plan=plan, shift=shift, speaking_hz=voice.speaking_hz
+            )
             if sung is None:
                 continue
             samples, placed = sung
