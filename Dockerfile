@@ -17,6 +17,9 @@ WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY shared ./shared
 COPY services ./services
+# Without the `vocals` extra: the local provider's singing voice (eSpeak NG and Praat, both
+# GPL-3.0) is left out of the image, so its songs are instrumental. An image that sings installs
+# '.[vocals]' here instead, and is then distributed under the GPL-3.0's terms.
 RUN pip install . \
     && serenade --help >/dev/null
 
