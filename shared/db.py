@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
 __all__ = [
+    "DATABASE_ERRORS",
+    "DATABASE_UNREACHABLE",
     "Caller",
     "Role",
     "act_as_service",
@@ -29,6 +31,22 @@ __all__ = [
     "take_caller",
     "transaction",
 ]
+
+
+# What losing PostgreSQL raises (refused, reset, timed out, shutting down, out of slots), as
+# opposed to a fault of the statement or the code: a 503 for the API, a closed intake for the
+# generator. (TimeoutError is an OSError; it is named for the reader.)
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    asyncpg.exceptions.InsufficientResourcesError,
+)
+# Any failure of the database, unreachable or refusing a statement: what a background loop that
+# must outlive it (the outbox relay, the reminders) or a command reporting it catches.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_UNREACHABLE, asyncpg.PostgresError)
 
 
 class Role(enum.StrEnum):

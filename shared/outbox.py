@@ -23,7 +23,7 @@ import asyncpg
 import orjson
 from nats.errors import Error as NatsError
 
-from shared.db import Caller, connect, transaction
+from shared.db import DATABASE_ERRORS, Caller, connect, transaction
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -167,7 +167,7 @@ class OutboxRelay:
                 await self._lead()
             except asyncio.CancelledError:
                 raise
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as error:
+            except DATABASE_ERRORS as error:
                 _log.warning("outbox relay lost PostgreSQL: %s; retrying", error)
             except Exception:  # noqa: BLE001 - the relay must outlive any one bad pass
                 _log.exception("outbox relay failed; retrying")

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
-from shared.db import Caller, transaction
+from shared.db import DATABASE_ERRORS, Caller, transaction
 from shared.enums import Occasion
 from shared.events import OccasionUpcoming
 from shared.outbox import enqueue
@@ -42,7 +42,6 @@ _log = logging.getLogger(__name__)
 
 # Different from the outbox leader's and the migration runner's keys.
 _REMINDER_LOCK = 0x5E4E_0CCA
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 def _anniversary(month: int, day: int, year: int) -> dt.date:
@@ -272,7 +271,7 @@ class ReminderScheduler:
                 await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except _DB_ERRORS as error:
+            except DATABASE_ERRORS as error:
                 self.failures += 1
                 _log.warning("occasion reminders: database unavailable (%s); will retry", error)
             except Exception:  # noqa: BLE001 - one bad round must not end the task

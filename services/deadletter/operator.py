@@ -15,7 +15,7 @@ import asyncpg
 import click
 import orjson
 
-from shared.db import Caller, connect, transaction
+from shared.db import DATABASE_ERRORS, Caller, connect, transaction
 from shared.requeue import ReplayError, replay_failed_job, replayable_job_ids
 from shared.rows import FailedJobRow
 from shared.settings import MissingSettingError
@@ -115,7 +115,7 @@ def _with_database(
 
     try:
         return asyncio.run(run())
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
+    except DATABASE_ERRORS as error:
         click.echo(f"error: cannot use PostgreSQL: {error}", err=True)
         return 1
 

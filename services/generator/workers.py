@@ -21,8 +21,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Protocol
 
-import asyncpg
-
+from shared.db import DATABASE_UNREACHABLE
 from shared.events import VariantRequested
 
 from . import metrics
@@ -36,19 +35,9 @@ if TYPE_CHECKING:
     from .delivery import Delivery
     from .pipeline import Pipeline
 
-__all__ = ["DATABASE_UNREACHABLE", "ProcessRequest", "VariantWorkers"]
+__all__ = ["ProcessRequest", "VariantWorkers"]
 
 _log = logging.getLogger("serenade.generator.variants")
-# What losing PostgreSQL raises (refused, reset, timed out, shutting down, out of slots), as
-# opposed to a fault of the message or the code.
-DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
 _PROBE_TIMEOUT = 2.0
 
 

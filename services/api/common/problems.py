@@ -10,7 +10,6 @@ import logging
 from http import HTTPStatus
 from typing import Any
 
-import asyncpg
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
@@ -19,6 +18,7 @@ from litestar.types import ExceptionHandlersMap
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.api.common.correlation import correlation_id_of
+from shared.db import DATABASE_UNREACHABLE
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -194,17 +194,6 @@ def _on_unexpected(request: Request[Any, Any, Any], error: Exception) -> Respons
     return problem_response(request, HTTPStatus.INTERNAL_SERVER_ERROR, "an unexpected error")
 
 
-# Losing PostgreSQL (refused, reset, timed out, shutting down, out of slots) is a 503.
-DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.exceptions.OperatorInterventionError,
-    asyncpg.exceptions.InsufficientResourcesError,
-)
-
-
 def exception_handlers() -> ExceptionHandlersMap:
     """The app's handlers, most specific first (Litestar picks by the exception's MRO)."""
     handlers: ExceptionHandlersMap = {
@@ -213,7 +202,7 @@ def exception_handlers() -> ExceptionHandlersMap:
         ApiProblem: _on_problem,
         Exception: _on_unexpected,
     }
-    handlers.update(dict.fromkeys(DATABASE_UNAVAILABLE, _on_database_unavailable))
+    handlers.update(dict.fromkeys(DATABASE_UNREACHABLE, _on_database_unavailable))
     return handlers
 
 

@@ -19,9 +19,9 @@ import asyncpg
 from litestar.response import ServerSentEventMessage
 
 from services.api.common.database import Database
-from services.api.common.problems import DATABASE_UNAVAILABLE, NotFound
+from services.api.common.problems import NotFound
 from services.api.live.hub import EventHub, LiveEvent, Signal, Subscription
-from shared.db import Caller, act_as_service
+from shared.db import DATABASE_UNREACHABLE, Caller, act_as_service
 from shared.enums import GenerationStatus
 from shared.events import OrderCompleted, VariantStatusChanged
 
@@ -167,7 +167,7 @@ class OrderStream:
                         snapshot = await read_snapshot(
                             self._db, self._caller, self._snapshot.order_id
                         )
-                    except DATABASE_UNAVAILABLE as error:
+                    except DATABASE_UNREACHABLE as error:
                         # The client reconnects and starts from a fresh snapshot.
                         _log.warning("ending an event stream: cannot resync (%s)", error)
                         return

@@ -19,10 +19,11 @@ from urllib.parse import urlsplit
 from litestar.response import Template
 
 from services.api.common.database import Database
-from services.api.common.problems import DATABASE_UNAVAILABLE, NotFound
+from services.api.common.problems import NotFound
 from services.api.common.signing import UrlSigner
 from services.api.sharing import shares
 from services.api.sharing.schemas import ShareOut
+from shared.db import DATABASE_UNREACHABLE
 from shared.enums import GenerationStatus, Occasion
 
 __all__ = ["OCCASION_LABELS", "SharePage", "Stanza", "page_response", "share_page", "stanzas"]
@@ -183,7 +184,7 @@ async def share_page(db: Database, signer: UrlSigner, token: str) -> Template:
         page = render(await shares.share_view(db, signer, token))
     except NotFound:
         page = _missing_page()
-    except DATABASE_UNAVAILABLE:
+    except DATABASE_UNREACHABLE:
         page = _unavailable_page()
     return page_response(page)
 

@@ -3,22 +3,21 @@
 import asyncio
 from typing import Any
 
-import asyncpg
 from litestar import Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from services.api.common.database import Database
 from services.api.common.messaging import Messaging
 from services.api.common.metrics import ApiMetrics
-from services.api.common.problems import DATABASE_UNAVAILABLE, PROBLEM_MEDIA_TYPE, Problem
+from services.api.common.problems import PROBLEM_MEDIA_TYPE, Problem
 from services.api.system.schemas import Health
-from shared.db import Caller
+from shared.db import DATABASE_ERRORS, Caller
 from shared.outbox import unpublished_count
 
 __all__ = ["metrics_page", "readiness"]
 
 _PROBE_TIMEOUT = 2
-_POSTGRES_DOWN = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
+_POSTGRES_DOWN = DATABASE_ERRORS
 
 
 async def _postgres_answers(db: Database) -> bool:
