@@ -40,12 +40,7 @@ def _settings(**overrides: Any) -> Settings:
 
 def _run_service(name: str, settings: Settings) -> None:
     """Import ``services.<name>.main`` only now, and run it until it stops."""
-    try:
-        module = importlib.import_module(f"services.{name}.main")
-    except ModuleNotFoundError as error:
-        if error.name != f"services.{name}.main":
-            raise
-        raise click.ClickException(f"the {name} service is not built yet") from error
+    module = importlib.import_module(f"services.{name}.main")
     run = cast("_ServiceEntry", module.run)
     try:
         run(settings)

@@ -6,14 +6,13 @@ Nothing else in the code base reads the environment: services receive a ``Settin
 from __future__ import annotations
 
 import enum
-import functools
 from pathlib import Path
 from typing import Annotated, Self
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-__all__ = ["MissingSettingError", "PaymentsMode", "Settings", "get_settings"]
+__all__ = ["MissingSettingError", "PaymentsMode", "Settings"]
 
 
 class PaymentsMode(enum.StrEnum):
@@ -266,14 +265,3 @@ class Settings(BaseSettings):
     @property
     def payments_on(self) -> bool:
         return self.payments is not PaymentsMode.OFF
-
-    def backoff_for(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number ``attempt`` (1-based); the last repeats."""
-        index = min(max(attempt, 1), len(self.retry_backoff)) - 1
-        return self.retry_backoff[index]
-
-
-@functools.cache
-def get_settings() -> Settings:
-    """The process's settings, read from the environment once."""
-    return Settings()

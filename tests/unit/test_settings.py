@@ -55,11 +55,6 @@ def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert settings.require_nats_servers() == ["nats://a:1", "nats://b:2"]
 
 
-def test_backoff_repeats_its_last_value() -> None:
-    settings = Settings(retry_backoff=(1, 5))
-    assert [settings.backoff_for(n) for n in (1, 2, 3, 7)] == [1, 5, 5, 5]
-
-
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
