@@ -1,17 +1,14 @@
-"""The dead-letter service's durable consumers and the advisory stream, made or brought up to
-date at start (nats-py binds to an existing durable without applying a changed config, so the
-service applies its config itself)."""
+"""The dead-letter service's durable consumers, as the code wants them; ``ensure_consumers``
+brings the server's copies up to date at start (``shared.stream.ensure_consumer``)."""
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Final
 
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
-from nats.js.errors import BadRequestError
 
 from shared.events import DEADLETTER_SUBJECTS, STREAM_NAME
-from shared.stream import ADVISORY_STREAM
+from shared.stream import ADVISORY_STREAM, ensure_consumer
 
 if TYPE_CHECKING:
     from nats.js import JetStreamContext
@@ -32,8 +29,6 @@ ADVISORY_DURABLE: Final = "deadletter-advisories"
 ACK_WAIT_SECONDS: Final = 60.0
 # Enough in flight to keep up, few enough that a restart redelivers little.
 MAX_ACK_PENDING: Final = 256
-
-_log = logging.getLogger("serenade.deadletter")
 
 
 def envelope_consumer_config() -> ConsumerConfig:
@@ -67,22 +62,11 @@ def advisory_consumer_config() -> ConsumerConfig:
 
 
 async def ensure_consumers(js: JetStreamContext) -> None:
-    """Create both durables, or update them to the config above (create-or-update)."""
-    for stream, config in (
-        (STREAM_NAME, envelope_consumer_config()),
-        (ADVISORY_STREAM, advisory_consumer_config()),
-    ):
-        try:
-            await js.add_consumer(stream, config)
-        except BadRequestError as error:
-            # A change the server refuses to apply in place (e.g. a different deliver policy):
-            # keep consuming with the existing durable and say so.
-            _log.warning(
-                "cannot update durable consumer %s on %s: %s",
-                config.durable_name,
-                stream,
-                error.description,
-            )
+    """Both durables as configured above: created, updated, or recreated when the server
+    refuses the update (every envelope and advisory is stored once by its message id, so a
+    redelivery after the acknowledged floor is harmless)."""
+    await ensure_consumer(js, STREAM_NAME, envelope_consumer_config())
+    await ensure_consumer(js, ADVISORY_STREAM, advisory_consumer_config())
 
 
 _FIRST_RETRY_SECONDS: Final = 0.5

@@ -37,10 +37,10 @@ from shared.events import (
 )
 from shared.outbox import OutboxRelay
 from shared.storage import storage_from_url
-from shared.stream import ensure_stream
+from shared.stream import ensure_consumer, ensure_stream
 from shared.telemetry import telemetry_server
 
-from .consumer import DURABLE, consumer_config, ensure_consumer
+from .consumer import DURABLE, consumer_config
 from .deadletters import GeneratorDeadLettered
 from .delivery import NatsDelivery
 from .loopcontext import LoopContext
@@ -181,8 +181,7 @@ async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
         stack.push_async_callback(_close_nats, admin)
         js = admin.jetstream()
         await ensure_stream(js)
-        outcome = await ensure_consumer(js, consumer_config(settings))
-        _log.info("consumer %s %s", DURABLE, outcome)
+        await ensure_consumer(js, STREAM_NAME, consumer_config(settings))
         # One connection per slot at most (a slot holds one only during a transaction).
         pool = await create_pool(dsn, max_size=min(settings.generator_concurrency + 1, 20))
         stack.push_async_callback(_close_pool, pool)

@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from services.generator.consumer import DURABLE, consumer_config, ensure_consumer
+from services.generator.consumer import DURABLE, consumer_config
 from services.generator.delivery import Position
 from services.generator.pipeline import Outcome, Pipeline, Policy, process_request
 from services.generator.providers import ChaosProvider, InstantProvider, ProviderUnavailable
 from shared.db import Caller, transaction
 from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED, VariantRequested
 from shared.storage import audio_path, storage_from_url
+from shared.stream import ensure_consumer
 from tests.helpers import wait_for
 
 from .support import (
@@ -238,13 +239,13 @@ async def test_the_consumer_is_updated_when_its_settings_change(
     first = consumer_config(env.with_settings(generator_ack_wait=30.0, max_attempts=3))
     changed = consumer_config(env.with_settings(generator_ack_wait=5.0, max_attempts=4))
 
-    assert await ensure_consumer(env.js, first) == "created"
-    assert await ensure_consumer(env.js, first) == "unchanged"
-    assert await ensure_consumer(env.js, changed) == "updated"
+    assert await ensure_consumer(env.js, STREAM_NAME, first) == "created"
+    assert await ensure_consumer(env.js, STREAM_NAME, first) == "unchanged"
+    assert await ensure_consumer(env.js, STREAM_NAME, changed) == "updated"
     info = await env.js.consumer_info(STREAM_NAME, DURABLE)
     assert info.config.ack_wait == 5.0
     assert info.config.max_deliver == changed.max_deliver
-    assert await ensure_consumer(env.js, changed) == "unchanged"
+    assert await ensure_consumer(env.js, STREAM_NAME, changed) == "unchanged"
 
 
 async def test_a_consumer_that_cannot_be_updated_is_recreated_after_its_ack_floor(
@@ -268,7 +269,7 @@ async def test_a_consumer_that_cannot_be_updated_is_recreated_after_its_ack_floo
     await first.ack_sync()
     await old.unsubscribe()
 
-    assert await ensure_consumer(env.js, consumer_config(env.settings)) == "recreated"
+    assert await ensure_consumer(env.js, STREAM_NAME, consumer_config(env.settings)) == "recreated"
     info = await env.js.consumer_info(STREAM_NAME, DURABLE)
     assert info.config.ack_policy == AckPolicy.EXPLICIT
     fresh = await env.js.pull_subscribe_bind(DURABLE, STREAM_NAME)

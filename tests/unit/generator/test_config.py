@@ -6,9 +6,10 @@ import orjson
 from nats.js.api import AckPolicy, DeliverPolicy
 
 from services.generator.app import build_app
-from services.generator.consumer import DURABLE, MAX_ACK_PENDING, consumer_config, differences
+from services.generator.consumer import DURABLE, MAX_ACK_PENDING, consumer_config
 from services.generator.pipeline import Policy
 from shared.settings import Settings
+from shared.stream import consumer_differences
 
 
 def test_the_consumer_is_durable_explicit_and_sized_for_the_fleet() -> None:
@@ -30,13 +31,13 @@ def test_the_consumer_is_durable_explicit_and_sized_for_the_fleet() -> None:
 def test_a_process_concurrency_does_not_change_the_shared_consumer() -> None:
     one = consumer_config(Settings(generator_concurrency=1))
     many = consumer_config(Settings(generator_concurrency=64))
-    assert differences(one, many) == []
+    assert consumer_differences(one, many) == []
 
 
 def test_differences_name_what_changed() -> None:
     base = consumer_config(Settings())
     changed = consumer_config(Settings(generator_ack_wait=7.5, max_attempts=9))
-    assert differences(base, changed) == ["ack_wait", "max_deliver"]
+    assert consumer_differences(base, changed) == ["ack_wait", "max_deliver"]
 
 
 def test_the_policy_comes_from_the_settings_and_its_backoff_repeats_the_last() -> None:
