@@ -23,6 +23,7 @@ import asyncpg
 import orjson
 from nats.errors import Error as NatsError
 
+from shared.background import BackgroundTasks
 from shared.db import DATABASE_ERRORS, Caller, connect, transaction
 
 if TYPE_CHECKING:
@@ -114,8 +115,7 @@ class OutboxRelay:
         self._publish_timeout = publish_timeout
         self._wake = asyncio.Event()
         self._signal = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-        self._signaller: asyncio.Task[None] | None = None
+        self._background = BackgroundTasks()
         self._wake_sub: Subscription | None = None
         # Published, not yet marked: marked in the transaction that reads the next batch.
         self._unmarked: list[int] = []
@@ -130,17 +130,12 @@ class OutboxRelay:
             self._signal.set()
 
     async def start(self) -> None:
-        if self._task is None:
-            self._signaller = asyncio.create_task(self._signal_leader(), name="outbox-wake")
-            self._task = asyncio.create_task(self._run(), name="outbox-relay")
+        if not self._background.started:
+            self._background.start(self._signal_leader(), name="outbox-wake")
+            self._background.start(self._run(), name="outbox-relay")
 
     async def stop(self) -> None:
-        for task in (self._task, self._signaller):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._task = self._signaller = None
+        await self._background.stop()
         await self._stop_listening()
 
     async def _stop_listening(self) -> None:

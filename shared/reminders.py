@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import calendar
-import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -28,6 +27,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from shared.background import BackgroundTasks
 from shared.db import DATABASE_ERRORS, Caller, transaction
 from shared.enums import Occasion
 from shared.events import OccasionUpcoming
@@ -233,25 +233,21 @@ class ReminderScheduler:
         self._interval = interval
         self._batch_size = batch_size
         self._clock = clock
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTasks()
         self.rounds = 0
         self.failures = 0
         self.sent_total = 0
 
     @property
     def running(self) -> bool:
-        return self._task is not None and not self._task.done()
+        return self._background.running
 
     async def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="occasion-reminders")
+        if not self._background.started:
+            self._background.start(self._run(), name="occasion-reminders")
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
 
     async def run_once(self) -> list[OccasionUpcoming]:
         """One round now (it raises; the periodic loop is what catches)."""

@@ -11,6 +11,7 @@ import logging
 from nats.aio.client import Client as NatsClient
 from nats.errors import Error as NatsError
 
+from shared.background import BackgroundTasks
 from shared.outbox import OutboxRelay
 from shared.stream import ensure_stream
 
@@ -26,7 +27,7 @@ class Messaging:
         self._servers = servers
         self._dsn = dsn
         self._poll_interval = poll_interval
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTasks()
         self.nc: NatsClient | None = None
         self.relay: OutboxRelay | None = None
         self.stream_ready = False
@@ -34,7 +35,7 @@ class Messaging:
 
     async def start(self) -> None:
         """Begin connecting in the background; returns at once."""
-        self._task = asyncio.create_task(self._run(), name="api-messaging")
+        self._background.start(self._run(), name="api-messaging")
 
     def wake_relay(self) -> None:
         if self.relay is not None:
@@ -91,11 +92,7 @@ class Messaging:
 
     async def stop(self) -> None:
         self._stopping = True
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
         if self.relay is not None:
             await self.relay.stop()
             self.relay = None

@@ -20,6 +20,7 @@ from nats.errors import SlowConsumerError
 from pydantic import ValidationError
 
 from services.api.live.hub import EventHub, LiveEvent
+from shared.background import BackgroundTasks
 from shared.events import (
     SUBJECT_ORDER_COMPLETED,
     SUBJECT_VARIANT_STATUS,
@@ -43,13 +44,13 @@ class NatsFeed:
     def __init__(self, servers: list[str], hub: EventHub) -> None:
         self._servers = servers
         self._hub = hub
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTasks()
         self._nc: NatsClient | None = None
         self.subscribed = asyncio.Event()
 
     async def start(self) -> None:
         """Begin connecting in the background; returns at once."""
-        self._task = asyncio.create_task(self._run(), name="api-live-feed")
+        self._background.start(self._run(), name="api-live-feed")
 
     async def _run(self) -> None:
         nc = NatsClient()
@@ -100,11 +101,7 @@ class NatsFeed:
         self._hub.resync_all()
 
     async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._background.stop()
         nc, self._nc = self._nc, None
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(NatsError, TimeoutError):
