@@ -25,6 +25,7 @@ from nats.errors import Error as NatsError
 
 from shared.background import BackgroundTasks
 from shared.db import DATABASE_ERRORS, Caller, connect, transaction
+from shared.unit_of_work import MAX_EVENT_BYTES, EventTooLargeError, enqueue
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
     from nats.aio.subscription import Subscription
     from nats.js.api import PubAck
 
-    from shared.events import Event
 
 __all__ = [
     "MAX_EVENT_BYTES",
@@ -47,45 +47,8 @@ __all__ = [
 
 # Core NATS, outside the stream's ``serenade.>``: a wake-up is worth nothing once missed.
 WAKE_SUBJECT = "_serenade.outbox.wake"
-# The largest event the outbox takes, as JSON. NATS refuses a message over its max_payload (1 MB
-# unless configured lower): the relay, publishing in order, would stop at such an event for
-# ever and hold back every event after it, from every service. Refused here, it fails only the
-# transaction that wrote it.
-MAX_EVENT_BYTES = 512 * 1024
 _LEADER_LOCK = 0x5E4E_0B0C
 _log = logging.getLogger(__name__)
-
-
-class EventTooLargeError(ValueError):
-    """An event larger than ``MAX_EVENT_BYTES``: it could never be published."""
-
-
-async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
-    """Write ``events`` to the outbox in the caller's transaction (which must be service_role).
-    EventTooLargeError (and nothing written) when one is larger than ``MAX_EVENT_BYTES``."""
-    if not events:
-        return
-    # Each event serialised once, by pydantic: the text is both what is measured and what is
-    # written (PostgreSQL parses it into jsonb).
-    payloads = [event.model_dump_json() for event in events]
-    for event, payload in zip(events, payloads, strict=True):
-        size = len(payload.encode())
-        if size > MAX_EVENT_BYTES:
-            raise EventTooLargeError(
-                f"{event.subject} event {event.event_id} is {size} bytes as JSON;"
-                f" the outbox takes at most {MAX_EVENT_BYTES}"
-            )
-    # One statement whatever the count (one round trip); rows keep their order.
-    await conn.execute(
-        "INSERT INTO outbox (event_id, subject, payload, headers)"
-        " SELECT e, s, p::jsonb, h::jsonb"
-        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
-        " WITH ORDINALITY AS t (e, s, p, h, n) ORDER BY n",
-        [event.event_id for event in events],
-        [event.subject for event in events],
-        payloads,
-        [orjson.dumps(event.headers()).decode() for event in events],
-    )
 
 
 async def unpublished_count(conn: asyncpg.Connection) -> int:

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING
 import asyncpg
 
 from shared.background import BackgroundTasks
-from shared.db import DATABASE_ERRORS, Caller, transaction
+from shared.db import DATABASE_ERRORS, Caller
 from shared.enums import Occasion
 from shared.events import OccasionUpcoming
-from shared.outbox import enqueue
+from shared.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -165,6 +165,7 @@ async def send_due_reminders(
     days_ahead: int,
     batch_size: int = 500,
     exclusive: bool = False,
+    wake: Callable[[], None] | None = None,
 ) -> list[OccasionUpcoming]:
     """Send every reminder due on ``today`` and not sent yet; return the events sent.
 
@@ -172,7 +173,8 @@ async def send_due_reminders(
     most ``batch_size`` orders is its own service_role transaction that writes the guard rows
     and the events to the outbox together, so a crash loses nothing and repeats nothing. With
     ``exclusive``, a batch first takes a transaction-scoped advisory lock and the run stops when
-    another process holds it (that process is doing the same work).
+    another process holds it (that process is doing the same work). ``wake`` (the outbox
+    relay's) runs after each batch that committed reminders.
     """
     if days_ahead < 0:
         raise ValueError("days_ahead must be zero or more")
@@ -183,7 +185,8 @@ async def send_due_reminders(
     for month_day in _month_days(today, last):
         after = _FIRST_ID
         while True:
-            async with transaction(conn, Caller.service()) as tx:
+            async with unit_of_work(conn, Caller.service(), wake=wake) as uow:
+                tx = uow.conn
                 if exclusive and not await tx.fetchval(
                     "SELECT pg_try_advisory_xact_lock($1)", _REMINDER_LOCK
                 ):
@@ -193,7 +196,7 @@ async def send_due_reminders(
                     tx, month_day=month_day, today=today, last=last, after=after, limit=batch_size
                 )
                 events = [_event(row, today) for row in rows if row["event_id"] is not None]
-                await enqueue(tx, *events)
+                await uow.enqueue(*events)
             sent.extend(events)
             if len(rows) < batch_size:
                 break
@@ -214,7 +217,7 @@ class ReminderScheduler:
     logged and the next round tries again; any other error is logged with its traceback and
     does not stop the rounds either. Several processes may run one: the advisory lock makes the
     others skip a round, and the guard table makes a duplicate impossible anyway. "Today" is
-    the UTC date unless ``clock`` says otherwise.
+    the UTC date unless ``clock`` says otherwise; ``wake`` is the outbox relay's.
     """
 
     def __init__(
@@ -225,6 +228,7 @@ class ReminderScheduler:
         interval: float = 3600.0,
         batch_size: int = 500,
         clock: Callable[[], dt.date] = _utc_today,
+        wake: Callable[[], None] | None = None,
     ) -> None:
         if interval <= 0:
             raise ValueError("interval must be positive")
@@ -233,6 +237,7 @@ class ReminderScheduler:
         self._interval = interval
         self._batch_size = batch_size
         self._clock = clock
+        self._wake = wake
         self._background = BackgroundTasks()
         self.rounds = 0
         self.failures = 0
@@ -257,6 +262,7 @@ class ReminderScheduler:
             days_ahead=self._days_ahead,
             batch_size=self._batch_size,
             exclusive=True,
+            wake=self._wake,
         )
         self.sent_total += len(sent)
         return sent

@@ -278,7 +278,7 @@ def _lifespan(
         await relay.start()
         # The housekeeping service also sends occasion reminders (serenade.occasions.upcoming);
         # the guard table makes several running schedulers harmless.
-        reminders = ReminderScheduler(pool, days_ahead=reminder_days)
+        reminders = ReminderScheduler(pool, days_ahead=reminder_days, wake=relay.wake)
         await reminders.start()
         context.set_global("pool", pool)
         context.set_global("relay", relay)

@@ -23,8 +23,8 @@ from services.deadletter.store import insert_failure, original_event_recorded
 from shared.db import Caller, transaction
 from shared.events import SUBJECT_VARIANT_REQUESTED, VariantStatusChanged
 from shared.lifecycle import fail_variant, load_variant
-from shared.outbox import enqueue
 from shared.storage import discard_audio
+from shared.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
     import uuid
@@ -72,8 +72,8 @@ async def handle_advisory(
     """Store the message a consumer gave up on, fetched from its stream by sequence, and fail
     the variant it requested (with its events, through the outbox) when that is not final.
 
-    ``announce`` wakes the outbox relay after the commit; ``storage``, when given, loses the
-    audio a lost attempt of a variant failed here may have left."""
+    ``announce`` wakes the outbox relay once the events are committed; ``storage``, when
+    given, loses the audio a lost attempt of a variant failed here may have left."""
     try:
         advisory = parse_advisory(data, subject)
     except AdvisoryError as problem:
@@ -87,7 +87,8 @@ async def handle_advisory(
 
     record = await _record_with_original(js, advisory)
     original_event_id = _field(record.event_data, "event_id")
-    async with transaction(pool, Caller.service()) as conn:
+    async with unit_of_work(pool, Caller.service(), wake=announce) as uow:
+        conn = uow.conn
         if isinstance(original_event_id, str) and await original_event_recorded(
             conn, original_event_id
         ):
@@ -103,11 +104,9 @@ async def handle_advisory(
         # variant that an operator has replayed since.
         if row_id is not None and record.subject == SUBJECT_VARIANT_REQUESTED:
             events = await _fail_requested_variant(conn, record, advisory)
-            await enqueue(conn, *events)
+            await uow.enqueue(*events)
     _report(record, row_id)
     if events:
-        if announce is not None:
-            announce()
         failed = next(e for e in events if isinstance(e, VariantStatusChanged))
         if storage is not None:
             await discard_audio(storage, failed.user_id, failed.order_id, failed.variant_number)

@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from shared import lifecycle
-from shared.db import Caller, transaction
+from shared.db import Caller
 from shared.enums import GenerationStatus
 from shared.logs import log_context
-from shared.outbox import enqueue
 from shared.storable import json_or_text
 from shared.storage import audio_path, discard_audio
+from shared.unit_of_work import enqueue, unit_of_work
 
 from .attempt import Abandoned, check_song, run_provider
 from .deadletters import envelope_for, error_text, write_once
@@ -75,7 +75,8 @@ class Policy:
 
 @dataclass(frozen=True, slots=True)
 class Pipeline:
-    """The pipeline's dependencies. ``announce`` wakes the outbox relay after a commit."""
+    """The pipeline's dependencies. ``announce`` wakes the outbox relay: every transaction
+    here is a unit of work that calls it once it committed events."""
 
     pool: asyncpg.Pool
     storage: Storage
@@ -141,17 +142,17 @@ async def _generate(
         return await _hand_back(delivery, pipe, claim)
     except Exception as error:  # noqa: BLE001 - any provider or storage failure fails the attempt
         return await _attempt_failed(delivery, pipe, claim, error)
-    async with transaction(pipe.pool, Caller.service()) as conn:
+    async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
+        conn = uow.conn
         events = await lifecycle.complete_variant(
             conn, variant.id, order.user_id, attempt=claim.attempt, storage_path=key,
             title=song.title, lyrics=song.lyrics, duration_seconds=song.duration_seconds,
             correlation_id=claim.correlation_id,
         )  # fmt: skip
-        await enqueue(conn, *events)
+        await uow.enqueue(*events)
         # Superseded: this attempt was taken for lost while it ran. If the variant failed
         # meanwhile, the file just stored belongs to nothing.
         failed_meanwhile = not events and await lifecycle.is_failed(conn, variant.id)
-    pipe.announce()
     if failed_meanwhile:
         await _discard_audio(pipe, claim.found)
     await delivery.ack()
@@ -184,9 +185,8 @@ async def _dead_letter_poison(delivery: Delivery, pipe: Pipeline, poison: Poison
         delivery, event_id=None, original=poison.original, error_type=poison.error_type,
         error=poison.error, correlation_id=delivery.correlation_id,
     )  # fmt: skip
-    async with transaction(pipe.pool, Caller.service()) as conn:
-        await write_once(conn, envelope)
-    pipe.announce()
+    async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
+        await write_once(uow.conn, envelope)
     await delivery.ack()
     return Report(Outcome.DEAD_LETTERED, error=poison.error, correlation_id=delivery.correlation_id)
 
@@ -197,7 +197,8 @@ async def _claim(
     """Start an attempt, or say why there is none (and settle nothing: the caller acks)."""
     redelivered = delivery.position is not None and delivery.position.delivered > 1
     report: _Claim | Report
-    async with transaction(pipe.pool, Caller.service()) as conn:
+    async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
+        conn = uow.conn
         found = await lifecycle.load_variant(conn, request.variant_id, lock=True)
         if found is None:
             error = f"variant {request.variant_id} does not exist"
@@ -217,7 +218,6 @@ async def _claim(
                 conn, delivery, pipe, request, found,
                 correlation_id=correlation_id, redelivered=redelivered,
             )  # fmt: skip
-    pipe.announce()
     if found is not None and isinstance(report, Report) and report.outcome is Outcome.FAILED:
         await _discard_audio(pipe, found)
     return report
@@ -282,7 +282,8 @@ async def _attempt_failed(
     text = error_text(error)
     variant, order = claim.found.variant, claim.found.order
     last = claim.attempt >= pipe.policy.max_attempts
-    async with transaction(pipe.pool, Caller.service()) as conn:
+    async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
+        conn = uow.conn
         if not last:
             event = await lifecycle.release_for_retry(
                 conn, variant.id, order.user_id, attempt=claim.attempt, error=text,
@@ -303,8 +304,7 @@ async def _attempt_failed(
                         error=text, attempts=claim.attempt, correlation_id=claim.correlation_id,
                     ),
                 )  # fmt: skip
-        await enqueue(conn, *events)
-    pipe.announce()
+        await uow.enqueue(*events)
     if not events:
         await delivery.ack()
         return claim.report(Outcome.SUPERSEDED, text)
@@ -323,14 +323,14 @@ async def _hand_back(delivery: Delivery, pipe: Pipeline, claim: _Claim) -> Repor
     variant, order = claim.found.variant, claim.found.order
     error: str | None = None
     try:
-        async with transaction(pipe.pool, Caller.service()) as conn:
+        async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
+            conn = uow.conn
             event = await lifecycle.hand_back(
                 conn, variant.id, order.user_id, attempt=claim.attempt,
                 correlation_id=claim.correlation_id,
             )  # fmt: skip
             if event is not None:
-                await enqueue(conn, event)
-        pipe.announce()
+                await uow.enqueue(event)
     except Exception as failure:  # noqa: BLE001 - the nak below is what matters now
         error = f"left generating: {failure!r}"
     await delivery.nak()

@@ -98,5 +98,4 @@ async def replay_failed_job(
         except requeue.ReplayError as error:
             raise Conflict(str(error)) from error
         row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM failed_jobs WHERE id = $1", job_id)
-    db.events_committed()
     return _job_out(row)

@@ -1,5 +1,6 @@
 """The API's unit of work: one transaction as the caller, bounded in time, and a nudge to the
-outbox relay once a transaction that wrote events has committed."""
+outbox relay once a transaction that wrote events has committed (``shared.unit_of_work``: the
+wake follows every outbox write on the connection, by construction)."""
 
 import asyncio
 import contextlib
@@ -9,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from shared.db import Caller, transaction
+from shared.unit_of_work import writing_events
 
 __all__ = ["Database"]
 
@@ -16,7 +18,7 @@ __all__ = ["Database"]
 @dataclass(frozen=True, slots=True)
 class Database:
     pool: asyncpg.Pool
-    # Called after a commit that wrote outbox rows (the relay's in-process wake-up).
+    # Called after a commit that wrote outbox rows (the relay's wake-up); never by hand.
     events_committed: Callable[[], None]
     # Seconds to wait for a connection: PostgreSQL unreachable is a prompt 503, never a hang.
     acquire_timeout: float = 5.0
@@ -31,7 +33,8 @@ class Database:
         try:
             async with transaction(conn, caller):
                 try:
-                    yield conn
+                    with writing_events(conn) as unit:
+                        yield conn
                 except (TimeoutError, asyncio.CancelledError):
                     # PostgreSQL did not answer in time (frozen, or its packets lost): it will
                     # not answer the ROLLBACK either, and waiting for that too doubled the wait
@@ -44,3 +47,5 @@ class Database:
             raise
         finally:
             await self.pool.release(conn)
+        if unit.wrote_events:
+            self.events_committed()

@@ -91,8 +91,6 @@ async def create_order(
     except _StaleKeyError:
         await _free_stale_key(db, new.user_id, new.key)
         result = await _create_once(db, caller, new)
-    if not result.replayed:
-        db.events_committed()
     return result
 
 

@@ -58,7 +58,6 @@ async def upsell(
                 correlation_id=correlation_id,
             ),
         )
-    db.events_committed()
     return variant_out(row)
 
 
@@ -81,7 +80,6 @@ async def retry(
             )
         except ReplayError as error:
             raise Conflict(str(error)) from error
-    db.events_committed()
     return variant_out(requeued.variant)
 
 

@@ -1,0 +1,136 @@
+"""The unit of work (cosmicpython's pattern), the one way to write: a transaction as a caller,
+the events it writes to the outbox in that same transaction, and the relay's wake-up once it has
+committed, by construction.
+
+    async with unit_of_work(pool, caller, wake=relay.wake) as uow:
+        ...  # queries on uow.conn
+        await uow.enqueue(event)
+
+Whatever writes events on a unit's connection (``uow.enqueue``, or ``enqueue(conn, ...)`` from a
+function handed the connection, such as ``shared.requeue``) marks the unit; when it commits, and
+only then, ``wake`` runs. A unit nested in another's transaction (a savepoint) passes the mark on
+to the outer unit, whose commit is the one that publishes. Forgetting the wake cost nothing but
+latency (the relay polls), which is why it is no longer left to each caller. A writer outside
+any unit (the CLI's replay, which has no relay) is picked up by the leader's poll.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+import orjson
+
+from shared.db import transaction
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Callable, Iterator
+
+    import asyncpg
+
+    from shared.db import Caller
+    from shared.events import Event
+
+__all__ = [
+    "MAX_EVENT_BYTES",
+    "EventTooLargeError",
+    "UnitOfWork",
+    "enqueue",
+    "unit_of_work",
+    "writing_events",
+]
+
+# The largest event the outbox takes, as JSON. NATS refuses a message over its max_payload (1 MB
+# unless configured lower): the relay, publishing in order, would stop at such an event for
+# ever and hold back every event after it, from every service. Refused here, it fails only the
+# transaction that wrote it.
+MAX_EVENT_BYTES = 512 * 1024
+
+
+class UnitOfWork:
+    """One transaction's connection, and whether it wrote events to the outbox."""
+
+    __slots__ = ("conn", "wrote_events")
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self.conn = conn
+        self.wrote_events = False
+
+    async def enqueue(self, *events: Event) -> None:
+        """Write ``events`` to the outbox in this unit's transaction (see ``enqueue``)."""
+        await enqueue(self.conn, *events)
+
+
+# The open unit of each connection (by identity: a pool's connection proxies are not
+# weak-referenceable), so that every outbox write on it is seen, however it is reached.
+_units: dict[int, UnitOfWork] = {}
+
+
+@contextlib.contextmanager
+def writing_events(conn: asyncpg.Connection) -> Iterator[UnitOfWork]:
+    """Track the outbox writes on ``conn`` while the block runs, inside a transaction the
+    caller opened (for a caller with its own transaction handling, such as the API's); the
+    unit says afterwards whether any were made. Nested, the outer unit is marked too."""
+    key = id(conn)
+    outer = _units.get(key)
+    unit = _units[key] = UnitOfWork(conn)
+    try:
+        yield unit
+    finally:
+        if outer is None:
+            del _units[key]
+        else:
+            _units[key] = outer
+            outer.wrote_events = outer.wrote_events or unit.wrote_events
+
+
+@contextlib.asynccontextmanager
+async def unit_of_work(
+    db: asyncpg.Pool | asyncpg.Connection,
+    caller: Caller,
+    *,
+    wake: Callable[[], None] | None = None,
+) -> AsyncIterator[UnitOfWork]:
+    """One transaction as ``caller`` (``shared.db.transaction``); ``wake`` runs once it has
+    committed, when it wrote events (never when it rolled back, nor at a nested unit's end)."""
+    async with transaction(db, caller) as conn:
+        nested = id(conn) in _units
+        with writing_events(conn) as unit:
+            yield unit
+    if unit.wrote_events and wake is not None and not nested:
+        wake()
+
+
+class EventTooLargeError(ValueError):
+    """An event larger than ``MAX_EVENT_BYTES``: it could never be published."""
+
+
+async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
+    """Write ``events`` to the outbox in the caller's transaction (which must be service_role).
+    EventTooLargeError (and nothing written) when one is larger than ``MAX_EVENT_BYTES``."""
+    if not events:
+        return
+    unit = _units.get(id(conn))
+    # Each event serialised once, by pydantic: the text is both what is measured and what is
+    # written (PostgreSQL parses it into jsonb).
+    payloads = [event.model_dump_json() for event in events]
+    for event, payload in zip(events, payloads, strict=True):
+        size = len(payload.encode())
+        if size > MAX_EVENT_BYTES:
+            raise EventTooLargeError(
+                f"{event.subject} event {event.event_id} is {size} bytes as JSON;"
+                f" the outbox takes at most {MAX_EVENT_BYTES}"
+            )
+    # One statement whatever the count (one round trip); rows keep their order.
+    await conn.execute(
+        "INSERT INTO outbox (event_id, subject, payload, headers)"
+        " SELECT e, s, p::jsonb, h::jsonb"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
+        " WITH ORDINALITY AS t (e, s, p, h, n) ORDER BY n",
+        [event.event_id for event in events],
+        [event.subject for event in events],
+        payloads,
+        [orjson.dumps(event.headers()).decode() for event in events],
+    )
+    if unit is not None:
+        unit.wrote_events = True
