@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -77,13 +78,14 @@ class Stack:
 
     servers: Servers
     folder: Path
-    generator_concurrency: int
+    # None: the service's own default.
+    generator_concurrency: int | None
     api_port: int = field(default_factory=free_port)
     services: list[ServiceProcess] = field(default_factory=list)
 
     @property
     def settings(self) -> Settings:
-        return Settings(
+        settings = Settings(
             database_url=self.servers.dsn,
             nats_url=self.servers.nats_url,
             jwt_secret=JWT_SECRET,
@@ -92,15 +94,21 @@ class Stack:
             provider="instant",
             api_host="127.0.0.1",
             api_port=self.api_port,
-            generator_concurrency=self.generator_concurrency,
         )
+        if self.generator_concurrency is None:
+            return settings
+        return settings.model_copy(update={"generator_concurrency": self.generator_concurrency})
 
     @property
     def api_url(self) -> str:
         return api_url(self.settings)
 
-    async def _start(self, command: str, log_name: str) -> ServiceProcess:
-        service = ServiceProcess([command], self.settings, self.folder / f"{log_name}.log")
+    async def _start(
+        self, command: str, log_name: str, settings: Settings | None = None
+    ) -> ServiceProcess:
+        service = ServiceProcess(
+            [command], settings or self.settings, self.folder / f"{log_name}.log"
+        )
         self.services.append(service.start())
         await service.wait_ready()
         return service
@@ -108,9 +116,19 @@ class Stack:
     async def start_api(self) -> ServiceProcess:
         return await self._start("api", "api")
 
-    async def start_generator(self) -> ServiceProcess:
+    async def start_generator(
+        self, name: str | None = None, *, provider_delay_ms: int = 0
+    ) -> ServiceProcess:
         count = sum(1 for service in self.services if service.command == ["generator"])
-        return await self._start("generator", f"generator-{count + 1}")
+        settings = self.settings.model_copy(update={"provider_delay_ms": provider_delay_ms})
+        return await self._start("generator", name or f"generator-{count + 1}", settings)
+
+    def stop_generators(self) -> None:
+        """Stop every generator process (the API and the dead-letter service keep running)."""
+        for service in self.services:
+            if service.command == ["generator"] and service.alive():
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    service.terminate()
 
     async def start_deadletter(self) -> ServiceProcess:
         return await self._start("deadletter", "deadletter")

@@ -8,7 +8,9 @@ Order of the run (each step on the same servers):
    with their database floors, POST at half its peak rate;
 2. its requests are published and purged, the generator and dead-letter service start;
 3. the pipeline with one generator, its database floor, its NATS floor;
-4. a second generator, the pipeline again.
+4. a second generator, the pipeline again;
+5. the generators stopped, orders queued, one generator with default settings and a provider
+   taking 2 s per song (bench.delayed).
 """
 
 from __future__ import annotations
@@ -28,15 +30,24 @@ import nats
 
 from bench.apiload import measure_api, warm_up
 from bench.chart import draw_chart
+from bench.delayed import DELAY_MS, DelayedRun, queue_orders, run_delayed
 from bench.floors import nats_pipeline_floor, pipeline_db_floor
 from bench.pipeline import run_pipeline
 from bench.report import Results, machine, print_table, write_json
-from bench.stack import JWT_SECRET, CpuMeter, MemoryWatch, Stack, fsync_probe, start_servers
-from bench.workload import make_users
+from bench.stack import (
+    JWT_SECRET,
+    CpuMeter,
+    MemoryWatch,
+    Servers,
+    Stack,
+    fsync_probe,
+    start_servers,
+)
+from bench.workload import User, make_users
 from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED
 
 if TYPE_CHECKING:
-    from collections.abc import Coroutine
+    from collections.abc import Callable, Coroutine
 
 __all__ = ["main"]
 
@@ -54,7 +65,16 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--duration", type=float, default=8.0, help="seconds of each API measurement"
     )
     parser.add_argument(
-        "--generator-concurrency", type=int, default=8, help="variants per generator process"
+        "--generator-concurrency",
+        type=int,
+        default=None,
+        help="variants per generator process (default: the service's own default)",
+    )
+    parser.add_argument(
+        "--delayed-orders",
+        type=int,
+        default=1200,
+        help=f"orders (x3 variants) for the phase with a provider taking {DELAY_MS} ms",
     )
     parser.add_argument(
         "--no-durable",
@@ -142,6 +162,9 @@ async def _run(args: argparse.Namespace, folder: Path) -> Results:
                 two = await run_pipeline(
                     stack.api_url, servers.nats_url, users, generators=2, **pipeline_options
                 )
+            delayed = await _delayed_phase(
+                args, stack=stack, servers=servers, users=users, cpu=cpu, watch=watch
+            )
     finally:
         stack.stop()
         servers.stop()
@@ -157,10 +180,42 @@ async def _run(args: argparse.Namespace, folder: Path) -> Results:
         nats_floor=nats_floor,
         memory={name: rss for name, rss in memory.peaks.items() if name != "nats-server"},
         servers_memory={name: rss for name, rss in memory.peaks.items() if name == "nats-server"},
+        delayed=delayed,
         cpu=cpu.phases,
         background_cores=background,
         disk_fsync=disk,
     )
+
+
+async def _delayed_phase(
+    args: argparse.Namespace,
+    *,
+    stack: Stack,
+    servers: Servers,
+    users: list[User],
+    cpu: CpuMeter,
+    watch: Callable[[str, int], None],
+) -> DelayedRun:
+    """One generator, default settings, a provider taking DELAY_MS per song, on a queue of
+    requests made while no generator ran."""
+    stack.stop_generators()
+    _say(f"delayed provider: queueing {args.delayed_orders} orders")
+    await queue_orders(
+        stack.api_url,
+        servers.dsn,
+        users,
+        orders=args.delayed_orders,
+        concurrency=args.concurrency,
+    )
+
+    async def start() -> int:
+        service = await stack.start_generator("generator-delayed", provider_delay_ms=DELAY_MS)
+        watch("generator-delayed", service.pid)
+        return service.pid
+
+    _say(f"delayed provider ({DELAY_MS} ms per song), one generator")
+    with cpu.phase(f"provider {DELAY_MS} ms, 1 gen."):
+        return await run_delayed(servers.nats_url, start, orders=args.delayed_orders)
 
 
 def _say(text: str) -> None:

@@ -101,7 +101,13 @@ class Settings(BaseSettings):
         description="Seconds between attempts, comma-separated; the last repeats.",
     )
     generator_concurrency: int = Field(
-        default=8, ge=1, le=1024, description="Variants one generator process works on at once."
+        default=1024,
+        ge=1,
+        le=4096,
+        description="Variants one generator process works on at once. Sized for a provider that "
+        "waits on a remote service (seconds to minutes per song: hundreds in flight, a few KB "
+        "each); a provider that renders here keeps its own, smaller limit (local: its render "
+        "threads).",
     )
     generator_ack_wait: float = Field(
         default=30.0,

@@ -46,7 +46,7 @@ from .delivery import NatsDelivery
 from .loopcontext import LoopContext
 from .metrics import TimedProvider
 from .pipeline import Pipeline, Policy
-from .providers import load_provider
+from .providers import concurrency_limit, load_provider, slots_for
 from .workers import VariantWorkers
 
 if TYPE_CHECKING:
@@ -189,9 +189,13 @@ async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
         await relay.start()
         stack.push_async_callback(relay.stop)
         stack.push_async_callback(_flush_outbox, relay, pool)
+        slots = slots_for(settings.generator_concurrency, provider)
+        _log.info(
+            "%d variant(s) at once", slots, extra={"provider_limit": concurrency_limit(provider)}
+        )
         workers = VariantWorkers(
             Pipeline(pool, storage, provider, Policy.from_settings(settings), relay.wake),
-            concurrency=settings.generator_concurrency,
+            concurrency=slots,
         )
         yield workers
 

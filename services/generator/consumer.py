@@ -17,8 +17,9 @@ __all__ = ["DURABLE", "MAX_ACK_PENDING", "consumer_config"]
 DURABLE = "generator"
 # Fleet-wide ceiling on requests handed out and not yet settled, delayed retries (nak with a
 # delay) included. It is not how a process limits itself (each fetches only into a free slot),
-# so it is set far above processes x concurrency: a low value would idle added processes.
-MAX_ACK_PENDING = 1024
+# so it is set far above processes x concurrency: a low value would idle added processes. Room
+# for sixteen processes at the default concurrency (1024) with their retries waiting.
+MAX_ACK_PENDING = 32768
 # Deliveries beyond the attempts: hand-backs at shutdown and requeues while the database is
 # away also count. Past the limit the server gives up and announces it (MAX_DELIVERIES
 # advisory), which the dead-letter service records: the backstop for a request that kills

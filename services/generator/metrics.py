@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from .providers.base import concurrency_limit
 from .reports import Outcome
 
 if TYPE_CHECKING:
@@ -55,7 +56,8 @@ FINAL_ATTEMPTS = Histogram(
 )
 IN_FLIGHT = Gauge(
     "serenade_generator_in_flight",
-    "Deliveries this process is working on now (at most SERENADE_GENERATOR_CONCURRENCY).",
+    "Deliveries this process is working on now (at most SERENADE_GENERATOR_CONCURRENCY, or "
+    "the provider's own limit when lower).",
 )
 _FINAL_OUTCOMES = frozenset({"complete", "failed"})
 # Every series exists from the start (at 0), so a rate() sees the first one.
@@ -78,6 +80,10 @@ class TimedProvider:
 
     def __init__(self, inner: SongProvider) -> None:
         self.inner = inner
+
+    @property
+    def max_concurrency(self) -> int | None:
+        return concurrency_limit(self.inner)
 
     async def generate(self, request: SongRequest) -> GeneratedSong:
         started = time.perf_counter()

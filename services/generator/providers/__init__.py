@@ -11,7 +11,7 @@ import importlib
 import inspect
 from typing import TYPE_CHECKING
 
-from .base import GeneratedSong, SongProvider, SongRequest
+from .base import GeneratedSong, SongProvider, SongRequest, concurrency_limit
 from .chaos import ChaosProvider, InjectedFailure
 from .instant import InstantProvider
 
@@ -26,8 +26,10 @@ __all__ = [
     "ProviderUnavailable",
     "SongProvider",
     "SongRequest",
+    "concurrency_limit",
     "load_provider",
     "provider_by_name",
+    "slots_for",
 ]
 
 _LOCAL_MODULE = "services.generator.providers.local"
@@ -47,6 +49,13 @@ def load_provider(settings: Settings) -> SongProvider:
             delay_seconds=settings.provider_delay_ms / 1000,
         )
     return provider
+
+
+def slots_for(concurrency: int, provider: SongProvider) -> int:
+    """Variants one process works on at once: ``concurrency`` (SERENADE_GENERATOR_CONCURRENCY),
+    or the provider's own limit when that is lower."""
+    limit = concurrency_limit(provider)
+    return concurrency if limit is None else min(concurrency, limit)
 
 
 def provider_by_name(name: str) -> SongProvider:

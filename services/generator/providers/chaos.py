@@ -7,6 +7,8 @@ import asyncio
 import random
 from typing import TYPE_CHECKING
 
+from .base import concurrency_limit
+
 if TYPE_CHECKING:
     from .base import GeneratedSong, SongProvider, SongRequest
 
@@ -38,6 +40,11 @@ class ChaosProvider:
         self.delay_seconds = delay_seconds
         # Not for security: which drill attempts fail. Seed it for a repeatable sequence.
         self._rng = rng or random.Random()  # noqa: S311
+
+    @property
+    def max_concurrency(self) -> int | None:
+        """The wrapped provider's limit: waiting first adds none of its own."""
+        return concurrency_limit(self.inner)
 
     async def generate(self, request: SongRequest) -> GeneratedSong:
         if self.delay_seconds:

@@ -10,13 +10,16 @@ import wave
 
 import pytest
 
+from services.generator.metrics import TimedProvider
 from services.generator.providers import (
     ChaosProvider,
     InjectedFailure,
     InstantProvider,
     ProviderUnavailable,
+    concurrency_limit,
     load_provider,
     provider_by_name,
+    slots_for,
 )
 from services.generator.providers.base import SongProvider, SongRequest
 from shared.settings import Settings
@@ -133,3 +136,20 @@ async def test_chaos_with_rate_one_always_fails_after_its_delay() -> None:
     with pytest.raises(InjectedFailure, match="SERENADE_PROVIDER_FAILURE_RATE=1"):
         await provider.generate(_request())
     assert time.monotonic() - started >= 0.05
+
+
+def test_a_waiting_provider_takes_the_configured_concurrency_a_rendering_one_its_own_limit() -> (
+    None
+):
+    settings = Settings(provider="instant", provider_delay_ms=2000)
+    waiting = TimedProvider(load_provider(settings))
+    assert concurrency_limit(waiting) is None
+    assert slots_for(settings.generator_concurrency, waiting) == settings.generator_concurrency
+    assert settings.generator_concurrency >= 600  # 300 songs/s at 2 s each, in one process
+
+    rendering = TimedProvider(load_provider(Settings(provider="local", provider_delay_ms=10)))
+    limit = concurrency_limit(rendering)
+    assert limit is not None
+    assert 1 <= limit <= 32
+    assert slots_for(settings.generator_concurrency, rendering) == limit
+    assert slots_for(2, rendering) == min(2, limit)

@@ -10,6 +10,7 @@ byte.
 from __future__ import annotations
 
 import asyncio
+import os
 
 from ..base import GeneratedSong, SongRequest
 from .encode import ARTIST, CONTENT_TYPE, EXTENSION, encode_mp3
@@ -45,6 +46,11 @@ def render_song(request: SongRequest) -> GeneratedSong:
 
 class LocalProvider:
     """A ``SongProvider`` that renders songs locally, off the event loop."""
+
+    # Renders at once: the threads of the default executor that ``asyncio.to_thread`` runs them
+    # on (its own sizing). More would wait there for a thread with their provider timeout
+    # running, and hold their messages for nothing.
+    max_concurrency = min(32, (os.cpu_count() or 1) + 4)
 
     async def generate(self, request: SongRequest) -> GeneratedSong:
         """Render the song in a worker thread so the event loop keeps serving other orders."""
