@@ -25,11 +25,6 @@ __all__ = ["ConsoleController"]
 Text = Annotated[str | None, QueryParameter(max_length=300)]
 
 
-def _blank_to_none(value: str | None) -> str | None:
-    value = (value or "").strip()
-    return value or None
-
-
 def _uuid_or_none(value: str | None) -> uuid.UUID | None:
     try:
         return uuid.UUID(value) if value else None
@@ -77,7 +72,7 @@ class ConsoleController(Controller):
         refused: Annotated[int | None, QueryParameter(ge=0)] = None,
     ) -> Template:
         """Dead letters, newest first, filtered."""
-        service, subject = _blank_to_none(service), _blank_to_none(subject)
+        service, subject = (service or "").strip() or None, (subject or "").strip() or None
         page = await deadletters.page(
             db, cursors, unresolved=unresolved, service=service, subject=subject, cursor=cursor
         )
@@ -146,29 +141,14 @@ class ConsoleController(Controller):
         order_id: Text = None,
         user_id: Text = None,
         status: Text = None,
+        payment_status: Text = None,
     ) -> Template:
-        """Find orders by id, user, status."""
-        wanted = {
-            "order_id": _blank_to_none(order_id),
-            "user_id": _blank_to_none(user_id),
-            "status": _blank_to_none(status),
-        }
-        problems = [
-            f"{name.replace('_', ' ')} is not a UUID"
-            for name in ("order_id", "user_id")
-            if wanted[name] is not None and _uuid_or_none(wanted[name]) is None
-        ]
-        if wanted["status"] is not None and wanted["status"] not in orders.ORDER_STATUSES:
-            problems.append(f"status must be one of {', '.join(orders.ORDER_STATUSES)}")
-        found: list[orders.FoundOrder] | None = None
-        searched = any(value is not None for value in wanted.values())
-        if not problems:
-            found = await orders.search(
-                db,
-                order_id=_uuid_or_none(wanted["order_id"]),
-                user_id=_uuid_or_none(wanted["user_id"]),
-                status=wanted["status"],
-            )
+        """Find orders by id, user, status, payment status."""
+        wanted = orders.Search.parse(
+            order_id=order_id, user_id=user_id, status=status, payment_status=payment_status
+        )
+        problems = wanted.problems()
+        found = None if problems else await orders.search(db, wanted)
         return Template(
             "console/orders.html",
             context={
@@ -176,9 +156,9 @@ class ConsoleController(Controller):
                 "nav": "orders",
                 "wanted": wanted,
                 "found": found,
-                "searched": searched,
                 "problems": problems,
                 "statuses": orders.ORDER_STATUSES,
+                "payment_statuses": orders.PAYMENT_STATUSES,
                 "limit": orders.SEARCH_LIMIT,
             },
             status_code=400 if problems else 200,

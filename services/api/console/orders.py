@@ -18,28 +18,48 @@ from services.api.orders import queries as orders
 from services.api.orders import variants
 from services.api.orders.schemas import OrderOut, VariantOut
 from shared.db import Caller
-from shared.enums import GenerationStatus
+from shared.enums import GenerationStatus, PaymentStatus
 
 __all__ = [
     "ORDER_STATUSES",
+    "PAYMENT_STATUSES",
     "SEARCH_LIMIT",
     "FoundOrder",
     "OrderPage",
+    "PaymentView",
+    "Search",
     "order_page",
     "retry_variant",
     "search",
 ]
 
 SEARCH_LIMIT: Final = 50
-ORDER_STATUSES: Final = ("pending", "generating", "complete", "failed")
+ORDER_STATUSES: Final = (
+    "awaiting_payment",
+    "pending",
+    "generating",
+    "complete",
+    "failed",
+    "cancelled",
+)
+# The order's own payment's status; "none": no payment (payments off, or an order made before).
+PAYMENT_STATUSES: Final = (*(status.value for status in PaymentStatus), "none")
 _SERVICE = Caller.service()
 
-# The order's status derived in SQL exactly as ``services.api.views.derive_status`` does.
-_STATUS = """
+# The variants that count in the order's status: not those an upsell's lapsed payment failed.
+_COUNTED = "v.id IS NOT NULL AND vp.lapse_reason IS NULL"
+# The order's status derived in SQL as the contract (and ``derive_status``) defines it:
+# awaiting_payment / cancelled by its own payment, otherwise by its counted variants.
+_STATUS = f"""
 CASE
-    WHEN count(v.id) = count(v.id) FILTER (WHERE v.status = 'pending') THEN 'pending'
-    WHEN count(v.id) = count(v.id) FILTER (WHERE v.status = 'complete') THEN 'complete'
-    WHEN count(v.id) = count(v.id) FILTER (WHERE v.status IN ('complete', 'failed'))
+    WHEN op.status = 'awaiting' THEN 'awaiting_payment'
+    WHEN op.lapse_reason IS NOT NULL THEN 'cancelled'
+    WHEN count(*) FILTER (WHERE {_COUNTED})
+        = count(*) FILTER (WHERE {_COUNTED} AND v.status = 'pending') THEN 'pending'
+    WHEN count(*) FILTER (WHERE {_COUNTED})
+        = count(*) FILTER (WHERE {_COUNTED} AND v.status = 'complete') THEN 'complete'
+    WHEN count(*) FILTER (WHERE {_COUNTED})
+        = count(*) FILTER (WHERE {_COUNTED} AND v.status IN ('complete', 'failed'))
         THEN 'failed'
     ELSE 'generating'
 END
@@ -47,16 +67,26 @@ END
 
 _SEARCH = f"""
 SELECT o.id, o.user_id, o.recipient_name, o.occasion::text AS occasion, o.created_at,
+       op.status::text AS payment_status,
        count(v.id) AS variants,
        count(v.id) FILTER (WHERE v.status = 'complete') AS complete,
        count(v.id) FILTER (WHERE v.status = 'failed') AS failed,
        {_STATUS} AS status
-FROM orders o LEFT JOIN song_variants v ON v.order_id = o.id
+FROM orders o
+LEFT JOIN payments op ON op.order_id = o.id AND op.kind = 'order'
+LEFT JOIN song_variants v ON v.order_id = o.id
+LEFT JOIN payments vp ON vp.id = v.payment_id
 WHERE ($1::uuid IS NULL OR o.id = $1) AND ($2::uuid IS NULL OR o.user_id = $2)
-GROUP BY o.id
+  AND ($5::text IS NULL OR ($5 = 'none' AND op.id IS NULL) OR op.status::text = $5)
+GROUP BY o.id, op.id
 HAVING $3::text IS NULL OR {_STATUS} = $3
 ORDER BY o.created_at DESC, o.id DESC
 LIMIT $4
+"""
+_PAYMENTS = """
+SELECT id, kind::text AS kind, status::text AS status, amount, currency, checkout_url,
+       created_at, paid_at, refunded_at, lapse_reason
+FROM payments WHERE order_id = $1 ORDER BY created_at, id
 """
 
 
@@ -71,18 +101,58 @@ class FoundOrder:
     complete: int
     failed: int
     status: str
+    payment_status: str | None
 
 
-async def search(
-    db: Database,
-    *,
-    order_id: uuid.UUID | None,
-    user_id: uuid.UUID | None,
-    status: str | None,
-) -> list[FoundOrder]:
+def _uuid(text: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text) if text else None
+    except ValueError:
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Search:
+    """The search form's fields as typed (blank: any)."""
+
+    order_id: str | None = None
+    user_id: str | None = None
+    status: str | None = None
+    payment_status: str | None = None
+
+    @classmethod
+    def parse(cls, **fields: str | None) -> Search:
+        return cls(**{name: (value or "").strip() or None for name, value in fields.items()})
+
+    def problems(self) -> list[str]:
+        """What is wrong with the fields, in words (nothing: the search can run)."""
+        found = [
+            f"{label} is not a UUID"
+            for label, value in (("order id", self.order_id), ("user id", self.user_id))
+            if value is not None and _uuid(value) is None
+        ]
+        if self.status is not None and self.status not in ORDER_STATUSES:
+            found.append(f"status must be one of {', '.join(ORDER_STATUSES)}")
+        if self.payment_status is not None and self.payment_status not in PAYMENT_STATUSES:
+            found.append(f"payment status must be one of {', '.join(PAYMENT_STATUSES)}")
+        return found
+
+    @property
+    def searched(self) -> bool:
+        return any((self.order_id, self.user_id, self.status, self.payment_status))
+
+
+async def search(db: Database, wanted: Search) -> list[FoundOrder]:
     """Orders matching every given filter, newest first (at most ``SEARCH_LIMIT``)."""
     async with db.run_as(_SERVICE) as conn:
-        rows = await conn.fetch(_SEARCH, order_id, user_id, status, SEARCH_LIMIT)
+        rows = await conn.fetch(
+            _SEARCH,
+            _uuid(wanted.order_id),
+            _uuid(wanted.user_id),
+            wanted.status,
+            SEARCH_LIMIT,
+            wanted.payment_status,
+        )
     return [FoundOrder(**dict(row)) for row in rows]
 
 
@@ -94,9 +164,29 @@ class VariantView:
 
 
 @dataclass(frozen=True, slots=True)
+class PaymentView:
+    id: uuid.UUID
+    kind: str
+    status: str
+    amount: int
+    currency: str
+    checkout_url: str | None
+    created_at: dt.datetime
+    paid_at: dt.datetime | None
+    refunded_at: dt.datetime | None
+    lapse_reason: str | None
+
+    @property
+    def price(self) -> str:
+        """29.00 EUR: minor units in the currency's major unit."""
+        return f"{self.amount / 100:.2f} {self.currency.upper()}"
+
+
+@dataclass(frozen=True, slots=True)
 class OrderPage:
     order: OrderOut
     variants: list[VariantView]
+    payments: list[PaymentView]
 
 
 def _absolute(public_url: str | None, path: str) -> str:
@@ -117,6 +207,7 @@ async def order_page(
                 order_id,
             )
         }
+        payments = [PaymentView(**dict(row)) for row in await conn.fetch(_PAYMENTS, order_id)]
     views = []
     for variant in order.variants:
         path = stored.get(variant.id)
@@ -125,7 +216,7 @@ async def order_page(
             audio = signer.sign_path(variants.media_path(path)).url
         share = _absolute(public_url, f"/s/{variant.share_token}")
         views.append(VariantView(variant, share, audio))
-    return OrderPage(order, views)
+    return OrderPage(order, views, payments)
 
 
 async def retry_variant(db: Database, variant_id: uuid.UUID, *, correlation_id: str) -> VariantOut:

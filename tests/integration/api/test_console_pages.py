@@ -307,3 +307,52 @@ async def test_the_system_figures_count_outbox_dead_letters_and_finished_work(
     # The API made the stream; the consumer table is there (empty until a service starts).
     assert "Durable consumers" in fragment.text
     assert "JetStream did not answer" not in fragment.text
+
+
+async def _payment(
+    world: World, order_id: str, *, status: str, lapse: str | None = None
+) -> uuid.UUID:
+    payment_id: uuid.UUID = await world.pool.fetchval(
+        "INSERT INTO payments (order_id, kind, status, amount, currency, provider, expires_at,"
+        " lapse_reason) VALUES ($1, 'order', $2::payment_status, 2900, 'eur', 'local',"
+        " now() + interval '1 day', $3) RETURNING id",
+        uuid.UUID(order_id),
+        status,
+        lapse,
+    )
+    return payment_id
+
+
+async def test_orders_are_found_by_payment_status_and_show_their_payments(
+    operator: httpx.AsyncClient, world: World, client: httpx.AsyncClient
+) -> None:
+    unpaid = await world.order(client, recipient_name="Unpaid")
+    lapsed = await world.order(client, recipient_name="Lapsed")
+    free = await world.order(client, recipient_name="Free")
+    payment_id = await _payment(world, unpaid["id"], status="awaiting")
+    await _payment(world, lapsed["id"], status="expired", lapse="expired")
+
+    def found(page: httpx.Response) -> list[str]:
+        return re.findall(r'href="/console/orders/([0-9a-f-]+)"', page.text)
+
+    mine = {"user_id": str(world.user_a)}
+    awaiting = await operator.get("/console/orders", params=mine | {"payment_status": "awaiting"})
+    expired = await operator.get("/console/orders", params=mine | {"payment_status": "expired"})
+    unpaid_status = await operator.get(
+        "/console/orders", params=mine | {"status": "awaiting_payment"}
+    )
+    cancelled = await operator.get("/console/orders", params=mine | {"status": "cancelled"})
+    without = await operator.get("/console/orders", params=mine | {"payment_status": "none"})
+    wrong = await operator.get("/console/orders", params={"payment_status": "stolen"})
+    page = await operator.get(f"/console/orders/{unpaid['id']}")
+    free_page = await operator.get(f"/console/orders/{free['id']}")
+
+    assert found(awaiting) == [unpaid["id"]]
+    assert found(expired) == [lapsed["id"]]
+    assert found(unpaid_status) == [unpaid["id"]]
+    assert found(cancelled) == [lapsed["id"]]
+    assert found(without) == [free["id"]]
+    assert wrong.status_code == 400
+    assert f'data-payment-id="{payment_id}"' in page.text
+    assert "29.00 EUR" in page.text
+    assert "No payments" in free_page.text
