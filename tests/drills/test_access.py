@@ -3,6 +3,9 @@
 - The JWT negative suite (tests/integration/api/test_auth.py's bad tokens) over HTTP: every one
   is 401 problem details with a Bearer challenge; roles reach only their endpoints, a stranger's
   order is 404.
+- Every console route (tests/integration/api/test_console_access.py's list) without a session,
+  with a user's and with a service_role bearer token: a 303 to the sign-in form, never cached,
+  never framed; a user's token cannot sign in; the console's cookie opens nothing under /v1.
 - The signed-URL tamper suite over HTTP, for owner audio (``/media``) and share audio: altered
   path, expiry or signature, missing parameters, an expired signature, and traversals: each
   refused, never served.
@@ -32,6 +35,7 @@ from tests.drills.load import LoadDriver
 from tests.drills.stack import LOGIN_ROLE, SECRET, Stack, StackOptions, running_stack
 from tests.integration.api.support import SECRET as API_TEST_SECRET
 from tests.integration.api.test_auth import BAD_TOKENS
+from tests.integration.api.test_console_access import ROUTES as CONSOLE_ROUTES
 from tests.integration.api.test_media import TRAVERSALS
 from tests.integration.rls_matrix import build_cases, evaluate, seed_world
 
@@ -174,6 +178,47 @@ async def _role_suite(client: httpx.AsyncClient, order: dict[str, Any], owner: s
     return wrong
 
 
+async def _console_suite(client: httpx.AsyncClient) -> tuple[int, list[str]]:
+    """Every console route refuses anyone without a session (303 to the sign-in form, never
+    cached, never framed), bearer tokens included; a user's token cannot sign in; an
+    operator's session cookie opens nothing under /v1."""
+    user = {"Authorization": f"Bearer {issue_token(SECRET, user_id=uuid.uuid4())}"}
+    service = {"Authorization": f"Bearer {issue_token(SECRET, role=Role.SERVICE)}"}
+    wrong, cases = [], 0
+    for method, path in CONSOLE_ROUTES:
+        for who, headers in (("anon", {}), ("user", user), ("service bearer", service)):
+            cases += 1
+            answer = await client.request(method, path, headers=headers, data={"csrf_token": "x"})
+            if not (
+                answer.status_code == 303
+                and answer.headers.get("location", "").startswith("/console/login")
+                and answer.headers.get("cache-control") == "no-store"
+                and "frame-ancestors 'none'" in answer.headers.get("content-security-policy", "")
+            ):
+                wrong.append(f"{method} {path} as {who}: {answer.status_code}")
+    async with httpx.AsyncClient(base_url=str(client.base_url), timeout=10) as browser:
+        for who, token, expected in (("user", user, 403), ("service", service, 303)):
+            cases += 1
+            form = await browser.get("/console/login")
+            csrf = form.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+            signed = await browser.post(
+                "/console/login",
+                data={"csrf_token": csrf, "token": token["Authorization"].split()[1]},
+            )
+            if signed.status_code != expected:
+                wrong.append(f"sign-in with a {who} token: {signed.status_code}")
+        cookie = browser.cookies.get("serenade_console")
+        cases += 1
+        if not cookie:
+            wrong.append("an operator's sign-in set no session cookie")
+        api = await client.get(
+            "/v1/admin/failed-jobs", headers={"Cookie": f"serenade_console={cookie}"}
+        )
+        if api.status_code != 401:
+            wrong.append(f"the console cookie on /v1/admin/failed-jobs: {api.status_code}")
+    return cases, wrong
+
+
 def _tampered(url: str) -> list[str]:
     path, query = url.split("?")
     params = {key: values[0] for key, values in parse_qs(query).items()}
@@ -267,15 +312,19 @@ async def test_tokens_signed_urls_and_row_level_security_leak_nothing(
             jwt_wrong = await _jwt_suite(client)
             role_wrong = await _role_suite(client, order, owner)
             tamper_cases, tamper_wrong = await _tamper_suite(client, order, owner)
+            console_cases, console_wrong = await _console_suite(client)
         static = await _static_findings(stack)
         noticed = await _static_checks_notice_damage(stack)
-    leaked = len(jwt_wrong) + len(role_wrong) + len(tamper_wrong) + len(rls_wrong)
+    leaked = (
+        len(jwt_wrong) + len(role_wrong) + len(tamper_wrong) + len(rls_wrong) + len(console_wrong)
+    )
     report(
         "access",
         {
             "jwt_cases": len(BAD_TOKENS),
             "role_cases": 12,
             "tamper_cases": tamper_cases,
+            "console_cases": console_cases,
             "rls_cases": rls_cases,
             "static_checks": len(_CHECKS) + 1,
             "leaked": leaked,
@@ -286,6 +335,7 @@ async def test_tokens_signed_urls_and_row_level_security_leak_nothing(
     assert not jwt_wrong, jwt_wrong
     assert not role_wrong, role_wrong
     assert not tamper_wrong, tamper_wrong
+    assert not console_wrong, console_wrong
     assert not rls_wrong, "\n".join(rls_wrong)
     assert not static, static
     assert noticed == set(_CHECKS), set(_CHECKS) - noticed
