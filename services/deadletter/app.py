@@ -35,6 +35,7 @@ from services.deadletter.consumers import (
     retry_delay,
 )
 from services.deadletter.handlers import handle_advisory, store_envelope
+from services.deadletter.reminders import ReminderScheduler
 from shared.contract_docs import complete_asyncapi, render_json
 from shared.db import create_pool
 from shared.events import (
@@ -50,7 +51,6 @@ from shared.events import (
     VariantStatusChanged,
 )
 from shared.outbox import OutboxRelay
-from shared.reminders import ReminderScheduler
 from shared.settings import Settings
 from shared.storage import Storage, storage_from_url
 from shared.stream import ensure_stream

@@ -8,7 +8,7 @@ import datetime as dt
 
 import pytest
 
-from shared.reminders import next_occurrence
+from services.deadletter.reminders import next_occurrence
 
 D = dt.date
 

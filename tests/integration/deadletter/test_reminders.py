@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import pytest
 
+from services.deadletter.reminders import ReminderScheduler, next_occurrence, send_due_reminders
 from services.launcher import EmbeddedPostgres
 from shared.db import Caller, connect, create_pool, transaction
 from shared.events import SUBJECT_OCCASION_UPCOMING, OccasionUpcoming
 from shared.migrations import apply_migrations
-from shared.reminders import ReminderScheduler, next_occurrence, send_due_reminders
 from tests.helpers import wait_for
 
 if TYPE_CHECKING:
@@ -331,7 +331,7 @@ async def test_two_concurrent_runs_send_each_reminder_once(
 
 
 async def test_the_month_day_lookup_is_a_range_scan_on_its_index(own_pool: asyncpg.Pool) -> None:
-    from shared.reminders import _CLAIM_BATCH  # noqa: PLC0415 - the query under test
+    from services.deadletter.reminders import _CLAIM_BATCH  # noqa: PLC0415 - the query under test
 
     async with transaction(own_pool, Caller.service()) as conn:
         # Tiny tables favour a sequential scan; forbid it to learn whether the index can serve.
@@ -397,7 +397,7 @@ async def test_the_scheduler_survives_a_closed_pool(
     pool = await create_pool(own_dsn, min_size=1, max_size=2)
     await pool.close()
     scheduler = ReminderScheduler(pool, days_ahead=30, interval=0.02)
-    with caplog.at_level(logging.WARNING, logger="shared.reminders"):
+    with caplog.at_level(logging.WARNING, logger="services.deadletter.reminders"):
         await scheduler.start()
         try:
             await wait_for(_async(lambda: scheduler.failures >= 3), what="failed rounds")
@@ -424,7 +424,7 @@ async def test_the_scheduler_survives_a_stopped_server_and_carries_on_when_it_is
         )
         try:
             await _add_orders(pool, D(2020, 6, 20))
-            with caplog.at_level(logging.WARNING, logger="shared.reminders"):
+            with caplog.at_level(logging.WARNING, logger="services.deadletter.reminders"):
                 await scheduler.start()
                 await wait_for(_async(lambda: scheduler.sent_total == 1), what="a reminder")
 
