@@ -49,9 +49,12 @@ _HTTP: Final = """\
 
 The API describes itself: the OpenAPI 3.1 document is served at `/schema/openapi.json` and
 browsable at `/schema` (Swagger UI, its files served by the API itself: it works offline).
-Generate a client from it (for example with `openapi-python-client`; the test suite does, and
-drives a whole order with that client). The TypeScript types of the API and of the events are
-committed in `clients/typescript/` (`make client`).
+Generate a client from it: the test suite generates one with `openapi-python-client` from the
+running API's document and drives a whole order with it (create, wait, download, share, pages).
+That generator knows no `audio/*` content type: give it `content_type_overrides: {audio/mpeg:
+application/octet-stream}` in its config and the audio operations return the bytes. The
+TypeScript types of the API and of the events are committed in `clients/typescript/`
+(`make client`).
 
 Conventions:
 - JSON in and out; timestamps are RFC 3339; unknown fields in a body are refused.
