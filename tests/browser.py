@@ -295,7 +295,8 @@ class Page:
         """Click the middle of the element with the mouse; wait for the page it loads."""
         node = await self._node(selector)
         await self._command("DOM.scrollIntoViewIfNeeded", {"nodeId": node})
-        quad = (await self._command("DOM.getBoxModel", {"nodeId": node}))["model"]["content"]
+        # The first box of the element: an inline one wrapped over two lines has two.
+        quad = (await self._command("DOM.getContentQuads", {"nodeId": node}))["quads"][0]
         x, y = sum(quad[0::2]) / 4, sum(quad[1::2]) / 4
         self._loaded.clear()
         for kind in ("mousePressed", "mouseReleased"):
