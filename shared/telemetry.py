@@ -43,8 +43,8 @@ def telemetry_app(
 ) -> AsgiFastStream:
     """The endpoint's ASGI app. ``asyncapi`` renders the AsyncAPI document (None: no route).
 
-    Each route is left out of the service's AsyncAPI document (``include_in_schema=False``): the
-    document describes messages, and this app has no broker to describe anyway.
+    Its routes are kept out of any AsyncAPI document (``include_in_schema=False``): the service's
+    document, made from its own app, describes its messages, not this endpoint.
     """
 
     @get(include_in_schema=False)
