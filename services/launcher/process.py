@@ -124,6 +124,7 @@ class ServiceProcess:
         self.process: subprocess.Popen[bytes] | None = None
         self._log_offset = 0
         self._lines: collections.deque[str] = collections.deque(maxlen=_KEPT_LINES)
+        self._pump_thread: threading.Thread | None = None
 
     @property
     def name(self) -> str:
@@ -143,7 +144,10 @@ class ServiceProcess:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            threading.Thread(target=self._pump, args=(self.process,), daemon=True).start()
+            self._pump_thread = threading.Thread(
+                target=self._pump, args=(self.process,), daemon=True
+            )
+            self._pump_thread.start()
             return self
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         with self.log_path.open("ab") as log:
@@ -161,10 +165,16 @@ class ServiceProcess:
     def _pump(self, process: subprocess.Popen[bytes]) -> None:
         assert process.stdout is not None
         assert self.on_line is not None
-        for raw in process.stdout:
-            line = raw.decode(errors="replace").rstrip("\n")
-            self._lines.append(line)
-            self.on_line(line)
+        with process.stdout:
+            for raw in process.stdout:
+                line = raw.decode(errors="replace").rstrip("\n")
+                self._lines.append(line)
+                self.on_line(line)
+
+    def _ended(self) -> None:
+        """Once it has exited: every line it wrote handed over, its pipe closed."""
+        if self._pump_thread is not None:
+            self._pump_thread.join(5)
 
     # --- state and output ----------------------------------------------------------------
     @property
@@ -232,10 +242,12 @@ class ServiceProcess:
         if self.alive():
             self.process.send_signal(signal.SIGTERM)
             try:
-                return self.process.wait(timeout)
+                code = self.process.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
                 raise
+            self._ended()
+            return code
         return self.process.returncode
 
     def kill(self) -> None:
@@ -243,6 +255,7 @@ class ServiceProcess:
         if self.process is not None and self.alive():
             self.process.kill()
             self.process.wait(10)
+            self._ended()
 
     def pause(self) -> None:
         """SIGSTOP: frozen, its connections open."""
@@ -275,3 +288,4 @@ def stop_all(
             if on_kill is not None:
                 on_kill(process)
             process.kill()
+        process._ended()
