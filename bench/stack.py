@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
@@ -125,10 +124,7 @@ class Stack:
 
     def stop_generators(self) -> None:
         """Stop every generator process (the API and the dead-letter service keep running)."""
-        for service in self.services:
-            if service.command == ["generator"] and service.alive():
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    service.terminate()
+        stop_all(service for service in self.services if service.command == ["generator"])
 
     async def start_deadletter(self) -> ServiceProcess:
         return await self._start("deadletter", "deadletter")
