@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 import asyncpg
 import orjson
 
+from shared.compat import keep_session
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Mapping
 
@@ -110,19 +112,11 @@ async def create_pool(
         min_size=min_size,
         max_size=max_size,
         init=init_connection,
-        reset=_keep_session,
+        reset=keep_session,
         command_timeout=command_timeout,
     )
     assert pool is not None
     return pool
-
-
-async def _keep_session(conn: asyncpg.Connection) -> None:
-    """The pool's reset on release, after asyncpg's own (which rolls back a transaction left
-    open): nothing more. Every unit of work sets its role and claims SET LOCAL, inside its
-    transaction, and no pooled connection listens or holds a session lock, so the default reset
-    (advisory unlock, close cursors, unlisten, reset all) would be one more round trip per
-    transaction that undoes nothing."""
 
 
 async def connect(dsn: str, *, timeout: float = 10.0) -> asyncpg.Connection:

@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 
 import orjson
@@ -29,6 +29,7 @@ from faststream.asgi.types import ASGIApp
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from shared.compat import EmbeddedServer
 from shared.settings import Settings
 
 __all__ = ["TelemetryServer", "telemetry_app", "telemetry_server"]
@@ -70,14 +71,6 @@ def telemetry_app(
     return AsgiFastStream(asgi_routes=routes, logger=_log)
 
 
-class _Server(uvicorn.Server):
-    """uvicorn without its signal handlers: the service that embeds it owns the signals."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
 class TelemetryServer:
     """Serves an ASGI app on ``host``:``port`` (0: any free port) until ``stop``."""
 
@@ -85,7 +78,7 @@ class TelemetryServer:
         self._app = app
         self._host = host
         self._requested_port = port
-        self._server: _Server | None = None
+        self._server: EmbeddedServer | None = None
         self._task: asyncio.Task[None] | None = None
         self.port: int | None = None
 
@@ -102,7 +95,7 @@ class TelemetryServer:
             server_header=False,
             timeout_graceful_shutdown=1,
         )
-        self._server = _Server(config)
+        self._server = EmbeddedServer(config)
         self._task = asyncio.create_task(self._server.serve(sockets=[sock]), name="telemetry")
 
     async def stop(self) -> None:

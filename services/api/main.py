@@ -5,7 +5,7 @@ import gc
 import uvicorn
 
 from services.api.app import create_app
-from services.api.common.slow_clients import request_deadline_protocol
+from services.api.common.compat import request_deadline_protocol
 from services.api.live.server import StreamClosingServer
 from shared.logs import configure_logging
 from shared.settings import Settings

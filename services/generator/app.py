@@ -40,10 +40,10 @@ from shared.storage import storage_from_url
 from shared.stream import ensure_consumer, ensure_stream
 from shared.telemetry import telemetry_server
 
+from .compat import LoopContext
 from .consumer import DURABLE, consumer_config
 from .deadletters import GeneratorDeadLettered
 from .delivery import NatsDelivery
-from .loopcontext import LoopContext
 from .metrics import TimedProvider
 from .pipeline import Pipeline, Policy
 from .providers import concurrency_limit, load_provider, slots_for

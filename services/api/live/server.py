@@ -6,11 +6,9 @@ unfinished order never completes by itself, so without this every shutdown with 
 watching would wait out the whole grace period and then cut the stream mid-response.
 """
 
-import socket
-
-import uvicorn
 from litestar import Litestar
 
+from services.api.common.compat import HookedServer
 from services.api.live import LiveEvents
 
 __all__ = ["StreamClosingServer", "end_streams"]
@@ -23,10 +21,9 @@ def end_streams(app: Litestar) -> None:
         live.hub.close()
 
 
-class StreamClosingServer(uvicorn.Server):
+class StreamClosingServer(HookedServer):
     """``uvicorn.Server`` for the API: event streams end first, then the usual shutdown."""
 
-    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+    def before_shutdown(self) -> None:
         if isinstance(self.config.app, Litestar):
             end_streams(self.config.app)
-        await super().shutdown(sockets)

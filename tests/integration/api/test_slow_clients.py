@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 
 from services.api.app import create_app
-from services.api.common.slow_clients import request_deadline_protocol
+from services.api.common.compat import request_deadline_protocol
 from services.launcher import free_port
 from shared.auth import issue_token
 from tests.helpers import wait_for

@@ -1,23 +1,36 @@
-"""A deadline for reading each request: a client that sends its headers or its body too slowly is
-answered 408 and cut off, instead of holding a connection (and a task waiting on its body) for
-ever. uvicorn bounds only the idle time between requests (keep-alive), not a request in
-progress: one byte a second keeps a connection open indefinitely, and a few hundred such
-clients exhaust the server.
+"""Where the API reaches into uvicorn's undocumented parts, and the version it was written for
+(``tests/unit/test_compat.py`` fails on any other: read this again before upgrading). Both
+reaches are behaviour, not speed: uvicorn offers no documented way to either.
 
-The deadline starts when a connection opens or a request's first byte arrives, and is met once
-the whole request (headers and body) is read. What happens after that (a long response, an
-event stream) is not bounded here. Works with either of uvicorn's HTTP/1.1 implementations.
+1. ``HookedServer``: ``uvicorn.Server.shutdown`` overridden so that something (the API ends its
+   event streams) runs as shutdown begins, before uvicorn waits for open responses.
+
+2. ``request_deadline_protocol``: uvicorn's HTTP protocol classes (``http=``) with a mixin that
+   uses their internals (``cycle``, ``more_body``, ``response_complete``, the transport): a
+   deadline for reading each request. A client that sends its headers or its body too slowly
+   is answered 408 and cut off, instead of holding a connection (and a task waiting on its
+   body) for ever. uvicorn bounds only the idle time between requests (keep-alive), not a
+   request in progress: one byte a second keeps a connection open indefinitely, and a few
+   hundred such clients exhaust the server. The deadline starts when a connection opens or a
+   request's first byte arrives, and is met once the whole request (headers and body) is read;
+   what happens after that (a long response, an event stream) is not bounded here. Works with
+   either of uvicorn's HTTP/1.1 implementations.
 """
 
 from __future__ import annotations
 
 import asyncio
 import importlib.util
-from typing import Any
+import socket
+from typing import Any, Final
 
 import orjson
+import uvicorn
 
-__all__ = ["REQUEST_READ_TIMEOUT", "request_deadline_protocol"]
+__all__ = ["REQUEST_READ_TIMEOUT", "WRITTEN_FOR", "HookedServer", "request_deadline_protocol"]
+
+# Distribution name -> the version whose internals this module relies on.
+WRITTEN_FOR: Final = {"uvicorn": "0.54.0"}
 
 # Seconds a client has to send a whole request: an order (at most 64 KiB) takes well under a
 # second on any working connection. Behind a proxy, the proxy's own timeouts apply first.
@@ -106,3 +119,15 @@ def request_deadline_protocol(
 
         base = H11Protocol
     return type(f"Deadline{base.__name__}", (_RequestDeadline, base), {"request_timeout": timeout})
+
+
+class HookedServer(uvicorn.Server):
+    """``uvicorn.Server`` whose ``before_shutdown`` runs as shutdown begins (before uvicorn
+    waits up to ``timeout_graceful_shutdown`` for open responses)."""
+
+    def before_shutdown(self) -> None:
+        """What to end first; nothing here."""
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.before_shutdown()
+        await super().shutdown(sockets)
