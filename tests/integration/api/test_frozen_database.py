@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from services.api.common.database import Database
-from services.launcher import EmbeddedPostgres
-from shared.db import Caller, connect, create_pool
-from shared.migrations import apply_migrations
+from services.launcher import EmbeddedPostgres, migrate
+from shared.db import Caller, create_pool
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -27,9 +26,7 @@ async def frozen(tmp_path: Path) -> AsyncIterator[tuple[EmbeddedPostgres, Databa
     """A database of its own, and the API's unit of work on it; frozen by the test."""
     postgres = EmbeddedPostgres(tmp_path / "postgres", durable=False)
     dsn = postgres.start()
-    conn = await connect(dsn)
-    await apply_migrations(conn)
-    await conn.close()
+    await migrate(dsn)
     pool = await create_pool(dsn, min_size=2, max_size=2, command_timeout=COMMAND_TIMEOUT)
     try:
         yield postgres, Database(pool, lambda: None)

@@ -9,10 +9,9 @@ import nats
 import orjson
 
 from services.deadletter.consumers import ENVELOPE_DURABLE
-from services.launcher import EmbeddedNats, EmbeddedPostgres, ServiceProcess
+from services.launcher import EmbeddedNats, EmbeddedPostgres, ServiceProcess, migrate
 from shared.db import connect
 from shared.events import STREAM_NAME
-from shared.migrations import apply_migrations
 from shared.settings import Settings
 from tests.helpers import wait_for
 from tests.integration.deadletter.support import envelope_for, publish_envelope
@@ -48,9 +47,7 @@ async def _consumer_ready(js: JetStreamContext) -> bool:
 async def test_envelopes_wait_while_postgres_is_down_and_none_is_lost(tmp_path: Path) -> None:
     postgres = EmbeddedPostgres(tmp_path / "postgres", durable=False)
     dsn = postgres.start()
-    conn = await connect(dsn)
-    await apply_migrations(conn)
-    await conn.close()
+    await migrate(dsn)
     nats_server = EmbeddedNats(tmp_path / "nats")
     nats_url = nats_server.start()
     settings = Settings(

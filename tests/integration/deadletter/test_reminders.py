@@ -15,10 +15,9 @@ import asyncpg
 import pytest
 
 from services.deadletter.reminders import ReminderScheduler, next_occurrence, send_due_reminders
-from services.launcher import EmbeddedPostgres
+from services.launcher import EmbeddedPostgres, migrate
 from shared.db import Caller, connect, create_pool, transaction
 from shared.events import SUBJECT_OCCASION_UPCOMING, OccasionUpcoming
-from shared.migrations import apply_migrations
 from tests.helpers import wait_for
 
 if TYPE_CHECKING:
@@ -413,11 +412,7 @@ async def test_the_scheduler_survives_a_stopped_server_and_carries_on_when_it_is
     server = EmbeddedPostgres(tmp_path / "postgres", durable=False)
     dsn = await asyncio.to_thread(server.start)
     try:
-        conn = await connect(dsn)
-        try:
-            await apply_migrations(conn)
-        finally:
-            await conn.close()
+        await migrate(dsn)
         pool = await create_pool(dsn, min_size=1, max_size=2, command_timeout=5)
         scheduler = ReminderScheduler(
             pool, days_ahead=30, interval=0.05, clock=lambda: D(2025, 6, 10)
