@@ -13,7 +13,7 @@ import logging
 import secrets
 from dataclasses import dataclass
 from typing import Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from services.api.common.database import Database
 from services.api.common.signing import derive_key, sign, verify
@@ -77,6 +77,9 @@ def safe_next(target: str | None) -> str:
     if parts.path != HOME and not parts.path.startswith(HOME + "/"):
         return HOME
     if parts.path.startswith((f"{HOME}/login", f"{HOME}/logout", f"{HOME}/static")):
+        return HOME
+    # Browsers resolve dot segments, percent-encoded ones too: /console/../v1 is /v1.
+    if any(segment in (".", "..") for segment in unquote(parts.path).split("/")):
         return HOME
     return parts.path + (f"?{parts.query}" if parts.query else "")
 

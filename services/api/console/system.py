@@ -77,6 +77,8 @@ async def _consumers(messaging: Messaging) -> list[ConsumerFigures] | None:
     try:
         for stream in (STREAM_NAME, ADVISORY_STREAM):
             for info in await js.consumers_info(stream):
+                if not info.config.durable_name:
+                    continue  # an ephemeral consumer (a client's own): not the system's backlog
                 figures.append(
                     ConsumerFigures(
                         stream=stream,

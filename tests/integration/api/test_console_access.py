@@ -305,6 +305,9 @@ async def test_the_console_cookie_is_never_accepted_by_the_json_api(
         ("/v1/orders", "/console"),
         ("/consolex", "/console"),
         ("/console/login", "/console"),
+        ("/console/../v1/orders", "/console"),
+        ("/console/%2e%2e/v1/orders", "/console"),
+        ("/console/orders/./x", "/console"),
     ],
 )
 async def test_after_sign_in_the_operator_lands_only_on_a_console_path(
