@@ -16,6 +16,7 @@ import click
 import orjson
 
 from shared.db import DATABASE_ERRORS, Caller, connect, transaction
+from shared.keyset import failed_jobs_page
 from shared.requeue import ReplayError, replay_failed_job, replayable_job_ids
 from shared.rows import FailedJobRow
 from shared.settings import MissingSettingError
@@ -39,13 +40,10 @@ def list_command(settings: Settings, *, as_json: bool, unresolved: bool, limit: 
 
     async def fetch(conn: asyncpg.Connection) -> list[FailedJobRow]:
         async with transaction(conn, Caller.service()):
-            rows = await conn.fetch(
-                "SELECT * FROM failed_jobs WHERE NOT $1 OR resolved_at IS NULL"
-                " ORDER BY created_at DESC, id DESC LIMIT $2",
-                unresolved,
-                limit,
+            page = await failed_jobs_page(
+                conn, unresolved=unresolved, after=None, limit=limit, columns="*"
             )
-        return [FailedJobRow.model_validate(dict(row)) for row in rows]
+        return [FailedJobRow.model_validate(dict(row)) for row in page.rows]
 
     outcome = _with_database(settings, fetch)
     if isinstance(outcome, int):

@@ -7,17 +7,15 @@ import asyncpg
 
 from services.api.admin.schemas import FailedJobOut, FailedJobPage
 from services.api.common.database import Database
-from services.api.common.pagination import CursorCodec, Position
+from services.api.common.pagination import CursorCodec
 from services.api.common.problems import Conflict, NotFound
 from shared import requeue
 from shared.db import Caller
+from shared.keyset import FAILED_JOB_COLUMNS, failed_jobs_page
 
 __all__ = ["get_failed_job", "list_failed_jobs", "replay_failed_job"]
 
-_COLUMNS = (
-    "id, subject, service, event_data, event_text, error_type, error, attempts, message_id,"
-    " correlation_id, variant_id, created_at, replayed_at, resolved_at"
-)
+_COLUMNS = FAILED_JOB_COLUMNS
 
 
 def _listing(unresolved: bool, service: str | None, subject: str | None) -> str:
@@ -49,32 +47,14 @@ async def list_failed_jobs(
     or about one subject (the admin API and the operator console)."""
     listing = _listing(unresolved, service, subject)
     after = cursors.decode(listing, cursor)
-    where = ["TRUE"]
-    args: list[object] = []
-    if unresolved:
-        where.append("resolved_at IS NULL")
-    if service is not None:
-        args.append(service)
-        where.append(f"service = ${len(args)}")
-    if subject is not None:
-        args.append(subject)
-        where.append(f"subject = ${len(args)}")
-    if after is not None:
-        args += [after.created_at, after.id]
-        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit + 1)
     async with db.run_as(caller) as conn:
-        rows = await conn.fetch(
-            f"SELECT {_COLUMNS} FROM failed_jobs WHERE {' AND '.join(where)}"
-            f" ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
-            *args,
+        page = await failed_jobs_page(
+            conn, unresolved=unresolved, after=after, limit=limit, service=service, subject=subject
         )
-    page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = cursors.encode(listing, Position(last["created_at"], last["id"]))
-    return FailedJobPage(items=[_job_out(row) for row in page], next_cursor=next_cursor)
+    return FailedJobPage(
+        items=[_job_out(row) for row in page.rows],
+        next_cursor=None if page.next is None else cursors.encode(listing, page.next),
+    )
 
 
 async def get_failed_job(db: Database, caller: Caller, job_id: uuid.UUID) -> FailedJobOut:

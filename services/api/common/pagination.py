@@ -1,4 +1,5 @@
-"""Keyset pagination with opaque, tamper-evident cursors.
+"""Keyset pagination with opaque, tamper-evident cursors (the pages themselves:
+``shared.keyset``).
 
 A cursor names the last row of a page by ``(created_at, id)`` and the listing it belongs to; it
 is base64url JSON plus an HMAC, so a client can neither forge a position nor reuse a cursor of
@@ -7,22 +8,14 @@ one listing in another. Anything malformed or altered is a 400.
 
 import datetime as dt
 import uuid
-from dataclasses import dataclass
 
 import orjson
 
 from services.api.common.problems import BadRequest
 from services.api.common.signing import b64, derive_key, sign, unb64, verify
+from shared.keyset import Position
 
 __all__ = ["CursorCodec", "Position"]
-
-
-@dataclass(frozen=True, slots=True)
-class Position:
-    """The last row a page showed; the next page starts after it."""
-
-    created_at: dt.datetime
-    id: uuid.UUID
 
 
 class CursorCodec:

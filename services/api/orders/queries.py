@@ -14,7 +14,7 @@ import asyncpg
 import orjson
 
 from services.api.common.database import Database
-from services.api.common.pagination import CursorCodec, Position
+from services.api.common.pagination import CursorCodec
 from services.api.common.problems import Conflict, NotFound
 from services.api.orders.schemas import CreateOrder, OrderOut, OrderPage
 from services.api.orders.views import (
@@ -28,6 +28,7 @@ from services.api.orders.views import (
 from shared.db import Caller, act_as_service
 from shared.enums import RequestReason
 from shared.events import OrderCreated, VariantRequested
+from shared.keyset import newest_first
 from shared.outbox import enqueue
 
 __all__ = [
@@ -182,30 +183,19 @@ async def list_orders(
     user_id = _owner(caller)
     after = cursors.decode(ORDERS_LISTING, cursor)
     async with db.run_as(caller) as conn:
-        if after is None:
-            rows = await conn.fetch(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1"
-                " ORDER BY created_at DESC, id DESC LIMIT $2",
-                user_id,
-                limit + 1,
-            )
-        else:
-            rows = await conn.fetch(
-                f"SELECT {ORDER_COLUMNS} FROM orders WHERE user_id = $1"
-                " AND (created_at, id) < ($2, $3) ORDER BY created_at DESC, id DESC LIMIT $4",
-                user_id,
-                after.created_at,
-                after.id,
-                limit + 1,
-            )
-        page = rows[:limit]
-        variants = await fetch_variants(conn, [row["id"] for row in page])
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = cursors.encode(ORDERS_LISTING, Position(last["created_at"], last["id"]))
+        page = await newest_first(
+            conn,
+            columns=ORDER_COLUMNS,
+            table="orders",
+            where=["user_id = $1"],
+            args=[user_id],
+            after=after,
+            limit=limit,
+        )
+        variants = await fetch_variants(conn, [row["id"] for row in page.rows])
     return OrderPage(
-        items=[order_out(row, variants[row["id"]]) for row in page], next_cursor=next_cursor
+        items=[order_out(row, variants[row["id"]]) for row in page.rows],
+        next_cursor=None if page.next is None else cursors.encode(ORDERS_LISTING, page.next),
     )
 
 
