@@ -218,3 +218,22 @@ def test_fit_line_starts_the_name_on_a_strong_beat() -> None:
         groups = fit_line(before + after, before, pickup, 4)
         assert len(groups) == before + after
         assert groups[before][0].start % 2 == 0  # Beat 1 or 3 of a 4/4 bar.
+
+
+@pytest.mark.parametrize(
+    ("name", "sung_as"),
+    [
+        ("Zoe\u0308 A\u030asa", {"Zo\u00eb", "\u00c5sa"}),  # Decomposed accents, sung composed.
+        ("Ada Lovelace", {"Ada", "Lovelace"}),
+        (" ".join(["Maximiliana"] * 9), {"Maximiliana"}),  # A long name: its first word.
+        ("\u0644\u064a\u0644\u0649 \u0623\u062d\u0645\u062f", set()),  # Arabic: no English.
+        ("\U0001f469\u200d\U0001f3a4" * 33, set()),  # Emoji only.
+    ],
+    ids=["combining", "two-words", "long", "arabic", "emoji"],
+)
+def test_any_name_is_sung_or_left_to_the_band_without_failing(name: str, sung_as: set[str]) -> None:
+    request = _request(recipient_name=name, genre="jazz", mood="romantic", variant_number=4)
+    _, stem = _plan_and_stem(request, voice_for(request))
+    assert len(stem.syllables) > 20  # The rest of the lyric is still sung.
+    named = {syllable.word.strip(",.!?'") for syllable in stem.syllables if syllable.name}
+    assert named == sung_as
