@@ -226,12 +226,17 @@ def test_fit_line_starts_the_name_on_a_strong_beat() -> None:
         ("Zoe\u0308 A\u030asa", {"Zo\u00eb", "\u00c5sa"}),  # Decomposed accents, sung composed.
         ("Ada Lovelace", {"Ada", "Lovelace"}),
         (" ".join(["Maximiliana"] * 9), {"Maximiliana"}),  # A long name: its first word.
-        ("\u0644\u064a\u0644\u0649 \u0623\u062d\u0645\u062f", set()),  # Arabic: no English.
-        ("\U0001f469\u200d\U0001f3a4" * 33, set()),  # Emoji only.
+        # Other scripts are sung by eSpeak NG's voice for their language.
+        (
+            "\u0644\u064a\u0644\u0649 \u0623\u062d\u0645\u062f",
+            {"\u0644\u064a\u0644\u0649", "\u0623\u062d\u0645\u062f"},
+        ),
+        ("\u738b\u5c0f\u660e", {"\u738b", "\u5c0f", "\u660e"}),  # Chinese: a word per character.
+        ("\U0001f469\u200d\U0001f3a4" * 33, set()),  # Emoji only: the name is left out.
     ],
-    ids=["combining", "two-words", "long", "arabic", "emoji"],
+    ids=["combining", "two-words", "long", "arabic", "chinese", "emoji"],
 )
-def test_any_name_is_sung_or_left_to_the_band_without_failing(name: str, sung_as: set[str]) -> None:
+def test_a_name_in_any_script_is_sung_and_emoji_are_left_out(name: str, sung_as: set[str]) -> None:
     request = _request(recipient_name=name, genre="jazz", mood="romantic", variant_number=4)
     _, stem = _plan_and_stem(request, voice_for(request))
     assert len(stem.syllables) > 20  # The rest of the lyric is still sung.

@@ -23,6 +23,7 @@ import sys
 _SYNCHRONOUS = 2  # AUDIO_OUTPUT_SYNCHRONOUS: audio comes back through the callback.
 _OPTIONS = 0x0001 | 0x0002 | 0x8000  # Phoneme events, in IPA; return errors, don't exit.
 _CHARS_UTF8 = 1
+_SSML = 0x10  # Lines are SSML: a name in another script is read by that language's voice.
 _RATE, _PITCH, _RANGE = 1, 3, 4  # espeak_PARAMETER values.
 _LIST_TERMINATED, _WORD, _PHONEME = 0, 1, 7
 
@@ -98,7 +99,7 @@ def main() -> None:
         chunks.clear()
         events.clear()
         text = line.encode("utf-8")
-        library.espeak_Synth(text, len(text) + 1, 0, 0, 0, _CHARS_UTF8, None, None)
+        library.espeak_Synth(text, len(text) + 1, 0, 0, 0, _CHARS_UTF8 | _SSML, None, None)
         timings = json.dumps(events).encode("utf-8")
         pcm = b"".join(chunks)
         out.write(struct.pack("<II", len(timings), len(pcm)) + timings + pcm)

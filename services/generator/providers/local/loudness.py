@@ -8,6 +8,8 @@ limiter still guards the ceiling should a mix ever need lifting.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import numpy.typing as npt
 import pyloudnorm
@@ -27,6 +29,10 @@ _TOLERANCE_LU = 0.1
 # the K-weighting is as flat as where it came from, so the figure moves by about 0.01 LU while
 # the filters cost half. The meter holds only the rate and filter names: safe to share.
 _METER = pyloudnorm.Meter(SAMPLE_RATE // 2)
+# pyloudnorm silences numpy's warnings with warnings.catch_warnings(), which swaps a process-wide
+# filter list: two songs measured at once (the provider renders in threads) could leave the
+# other's filters behind. One measurement at a time; each takes a few tens of milliseconds.
+_MEASURING = threading.Lock()
 
 
 def _peak(stereo: npt.NDArray[np.float32]) -> float:
@@ -37,7 +43,8 @@ def normalise_loudness(stereo: npt.NDArray[np.float32]) -> None:
     """Bring ``stereo`` (samples, 2) to :data:`TARGET_LUFS` in place, peaks at most the ceiling."""
     ceiling = 10.0 ** (CEILING_DBFS / 20.0)
     for _ in range(_ROUNDS):
-        loudness = float(_METER.integrated_loudness(stereo[::2]))
+        with _MEASURING:
+            loudness = float(_METER.integrated_loudness(stereo[::2]))
         if not np.isfinite(loudness) or abs(loudness - TARGET_LUFS) <= _TOLERANCE_LU:
             break
         stereo *= np.float32(10.0 ** ((TARGET_LUFS - loudness) / 20.0))

@@ -2,7 +2,10 @@
 
 The work is split across small modules: ``compose`` (key, tempo, form, progressions), ``melody``,
 ``accompaniment`` and ``percussion`` (the parts), ``genres`` and ``moods`` (the style tables),
-``theory``, ``instruments``, ``synth`` and ``drums`` (sound), and ``mix`` (buses to stereo).
+``theory``, ``instruments``, ``synth`` and ``drums`` (sound), ``mix`` (buses to stereo) and
+``loudness`` (the master's level). The voice is apart, in the optional ``vocals`` extra:
+``vocal_line`` (which syllable on which note), ``speech`` and ``espeak_worker`` (eSpeak NG),
+``syllables`` and ``singer`` (PSOLA onto the tune).
 """
 
 from __future__ import annotations

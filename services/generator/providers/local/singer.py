@@ -318,7 +318,8 @@ def sing(plan: CompositionPlan, text: SongText, voice: Voice) -> VocalStem | Non
         return None
     loader, praat = modules
     phrases = sung_phrases(plan, text.stanzas, text.name)
-    readable = [(phrase, *readable_line(phrase.line, text.name)) for phrase in phrases]
+    gender = "female" if "+f" in voice.espeak else "male"
+    readable = [(phrase, *readable_line(phrase.line, text.name, gender)) for phrase in phrases]
     readable = [(phrase, line, span) for phrase, line, span in readable if line]
     if not readable:
         return None
