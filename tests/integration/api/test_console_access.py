@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     import asyncpg
     from litestar import Litestar
 
+    from shared.settings import Settings
     from tests.integration.api.support import World
 
 SOME = uuid.uuid4()
@@ -326,3 +327,21 @@ async def test_a_redirect_to_sign_in_remembers_the_page(browser: httpx.AsyncClie
 
     assert asked.headers["location"] == "/console/login?next=/console/orders%3Fstatus%3Dfailed"
     assert landed.headers["location"] == "/console/orders?status=failed"
+
+
+async def test_a_session_is_shared_by_every_api_process_and_revoked_for_all(
+    app: Litestar, client: httpx.AsyncClient, settings: Settings
+) -> None:
+    # A second API process: its own app, pool and NATS link, the same database.
+    other = create_app(settings)
+    async with serve(other), browser_client(app) as first, browser_client(other) as second:
+        await sign_in(first)
+        cookie = first.cookies.get("serenade_console")
+        assert cookie
+        second.cookies.set("serenade_console", cookie, path="/console")
+        page = await second.get("/console/orders")
+        assert page.status_code == 200
+
+        out = await second.post("/console/logout", data={"csrf_token": csrf_of(page.text)})
+        assert out.status_code == 303
+        assert (await first.get("/console")).status_code == 303
