@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared.enums import GenerationStatus
 from shared.events import Event, OrderCompleted, VariantStatusChanged
+from shared.payments import LAPSED_VARIANT, refund_if_all_paid_failed
 from shared.rows import OrderRow, SongVariantRow
 
 if TYPE_CHECKING:
@@ -222,6 +223,7 @@ async def finalize_order_if_done(
         return None
     # A statement of its own, after the lock: its snapshot sees every variant committed by
     # whoever held the lock before (one statement would read them as of before the wait).
+    # A variant whose upsell payment lapsed unpaid was never generated: it does not count.
     done = await conn.fetchrow(
         "UPDATE orders SET completion_announced_at = now()"
         " WHERE id = $1 AND completion_announced_at IS NULL"
@@ -229,11 +231,14 @@ async def finalize_order_if_done(
         " AND NOT EXISTS (SELECT FROM song_variants"
         "  WHERE order_id = $1 AND status NOT IN ('complete', 'failed'))"
         " RETURNING user_id,"
-        " EXISTS (SELECT FROM song_variants WHERE order_id = $1 AND status = 'failed') AS failed",
+        " EXISTS (SELECT FROM song_variants v WHERE v.order_id = $1 AND v.status = 'failed'"
+        f"  AND NOT {LAPSED_VARIANT}) AS failed",
         order_id,
     )
     if done is None:
         return None
+    if done["failed"]:
+        await refund_if_all_paid_failed(conn, order_id)
     return OrderCompleted(
         order_id=order_id,
         user_id=done["user_id"],

@@ -23,6 +23,7 @@ from shared.enums import GenerationStatus, RequestReason
 from shared.events import SUBJECT_VARIANT_REQUESTED, VariantRequested, VariantStatusChanged
 from shared.lifecycle import rearm_order
 from shared.outbox import enqueue
+from shared.payments import REFUND_SUBJECT, unpaid_reason
 
 if TYPE_CHECKING:
     import asyncpg
@@ -65,9 +66,20 @@ class Requeued:
 @dataclass(frozen=True, slots=True)
 class Replayed:
     job_id: uuid.UUID
-    variant_id: uuid.UUID
+    variant_id: uuid.UUID | None
     order_id: uuid.UUID
-    request_event_id: uuid.UUID
+    request_event_id: uuid.UUID | None
+    # A refund's dead letter: the payment whose refund is tried again (no variant, no request).
+    payment_id: uuid.UUID | None = None
+
+    def describe(self) -> str:
+        """One line for an operator."""
+        if self.payment_id is not None:
+            return f"replayed {self.job_id}: the refund of payment {self.payment_id} is due again"
+        return (
+            f"replayed {self.job_id}: variant {self.variant_id} is pending again,"
+            f" request {self.request_event_id} queued"
+        )
 
 
 _RESET_VARIANT = """
@@ -91,6 +103,10 @@ async def requeue_failed_variant(
     The guard is the conditional update: of two requeues racing for one variant, exactly one
     finds it failed, so work in flight is never doubled.
     """
+    # Nothing is generated that was not paid for, or was paid back (payments on only).
+    unpaid = await unpaid_reason(conn, variant_id)
+    if unpaid is not None:
+        raise ReplayConflictError(unpaid)
     reset = await conn.fetchrow(_RESET_VARIANT, variant_id)
     if reset is None:
         status = await conn.fetchval(
@@ -135,10 +151,12 @@ async def replay_failed_job(
 ) -> Replayed:
     """Requeue the row's variant (reason ``replay``) and mark the row ``replayed_at``."""
     job = await conn.fetchrow(
-        "SELECT subject, variant_id FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
+        "SELECT subject, variant_id, payment_id FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
     )
     if job is None:
         raise FailedJobNotFoundError(f"no failed job {job_id}")
+    if job["subject"] == REFUND_SUBJECT and job["payment_id"] is not None:
+        return await _replay_refund(conn, job_id, job["payment_id"])
     variant_id: uuid.UUID | None = job["variant_id"]
     if job["subject"] != SUBJECT_VARIANT_REQUESTED or variant_id is None:
         raise NotReplayableError(
@@ -155,20 +173,49 @@ async def replay_failed_job(
     return Replayed(job_id, variant_id, requeued.request.order_id, requeued.request.event_id)
 
 
+async def _replay_refund(
+    conn: asyncpg.Connection, job_id: uuid.UUID, payment_id: uuid.UUID
+) -> Replayed:
+    """The refund is due again (the API's payments worker tries it); 409 unless the payment
+    is still ``refund_pending``."""
+    order_id = await conn.fetchval(
+        "UPDATE payments SET next_refund_at = now(), refund_attempts = 0"
+        " WHERE id = $1 AND status = 'refund_pending' RETURNING order_id",
+        payment_id,
+    )
+    if order_id is None:
+        status = await conn.fetchval("SELECT status::text FROM payments WHERE id = $1", payment_id)
+        raise ReplayConflictError(
+            f"failed job {job_id}: payment {payment_id} is {status or 'gone'},"
+            " not refund_pending: there is no refund to try again"
+        )
+    await conn.execute("UPDATE failed_jobs SET replayed_at = now() WHERE id = $1", job_id)
+    return Replayed(job_id, None, order_id, None, payment_id)
+
+
 async def replayable_job_ids(conn: asyncpg.Connection) -> list[uuid.UUID]:
-    """Open rows about variant requests whose variant is ``failed`` now: one per variant (its
-    newest row), oldest first."""
+    """Open rows about variant requests whose variant is ``failed`` now (one per variant, its
+    newest row) and open refund rows whose payment is still ``refund_pending``, oldest first."""
     rows = await conn.fetch(
         """
-        SELECT id FROM (
+        SELECT id, created_at FROM (
             SELECT DISTINCT ON (f.variant_id) f.id, f.created_at
             FROM failed_jobs f
             JOIN song_variants v ON v.id = f.variant_id
             WHERE f.resolved_at IS NULL AND f.subject = $1 AND v.status = 'failed'
             ORDER BY f.variant_id, f.created_at DESC, f.id DESC
         ) newest
+        UNION ALL
+        SELECT id, created_at FROM (
+            SELECT DISTINCT ON (f.payment_id) f.id, f.created_at
+            FROM failed_jobs f
+            JOIN payments p ON p.id = f.payment_id
+            WHERE f.resolved_at IS NULL AND f.subject = $2 AND p.status = 'refund_pending'
+            ORDER BY f.payment_id, f.created_at DESC, f.id DESC
+        ) refunds
         ORDER BY created_at, id
         """,
         SUBJECT_VARIANT_REQUESTED,
+        REFUND_SUBJECT,
     )
     return [row["id"] for row in rows]

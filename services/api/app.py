@@ -20,6 +20,7 @@ from litestar.template import TemplateConfig
 
 from services.api.admin.controllers import FailedJobController
 from services.api.common.access_log import AccessLogMiddleware
+from services.api.common.billing import Billing
 from services.api.common.correlation import add_correlation_header
 from services.api.common.database import Database
 from services.api.common.dependencies import dependencies
@@ -32,6 +33,8 @@ from services.api.console import configure_templates, console_router
 from services.api.live import LiveEvents, StreamTuning
 from services.api.live.controllers import OrderEventsController
 from services.api.orders.controllers import OrderController, VariantController
+from services.api.payments.controllers import CheckoutController, PaymentWebhookController
+from services.api.payments.worker import PaymentsWorker
 from services.api.sharing.controllers import MediaController, ShareController, SharePageController
 from services.api.system.controllers import SystemController
 from services.api.system.docs_viewer import ViewerAssetsController, viewer_plugin
@@ -50,6 +53,8 @@ CONTROLLERS = (
     SharePageController,
     MediaController,
     FailedJobController,
+    PaymentWebhookController,
+    CheckoutController,
     SystemController,
     ViewerAssetsController,
 )
@@ -91,6 +96,7 @@ def _configure_state(settings: Settings, metrics: ApiMetrics, tuning: StreamTuni
             "storage": storage_from_url(settings.resolved_storage_url),
             "metrics": metrics,
             "stream_tuning": tuning,
+            "billing": Billing.from_settings(settings),
         }
     )
 
@@ -149,11 +155,20 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     app.state.database = Database(pool, messaging.wake_relay)
     live = LiveEvents(settings.require_nats_servers(), app.state.stream_tuning)
     app.state.live = live
+    payments = PaymentsWorker(
+        app.state.database,
+        app.state.billing,
+        interval=settings.payment_worker_interval,
+        refund_max_attempts=settings.refund_max_attempts,
+    )
+    app.state.payments_worker = payments
     await messaging.start()
     await live.start()
+    await payments.start()
     try:
         yield
     finally:
+        await payments.stop()
         await live.stop()  # ends open event streams first
         await messaging.stop()
         try:

@@ -87,10 +87,7 @@ async def _replay_one(conn: asyncpg.Connection, job_id: uuid.UUID) -> int:
     except ReplayError as error:
         click.echo(f"not replayed: {error}", err=True)
         return 1
-    click.echo(
-        f"replayed {done.job_id}: variant {done.variant_id} is pending again,"
-        f" request {done.request_event_id} queued"
-    )
+    click.echo(done.describe())
     return 0
 
 

@@ -11,6 +11,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency, Provide
 
 from services.api.common.auth import caller_of
+from services.api.common.billing import Billing
 from services.api.common.correlation import correlation_id_of
 from services.api.common.database import Database
 from services.api.common.messaging import Messaging
@@ -21,6 +22,7 @@ from shared.db import Caller
 from shared.storage import Storage
 
 __all__ = [
+    "Bill",
     "Ctx",
     "Cursors",
     "Db",
@@ -83,8 +85,14 @@ def _metrics(state: State) -> ApiMetrics:
     return metrics
 
 
+def _billing(state: State) -> Billing:
+    billing: Billing = state.billing
+    return billing
+
+
 def dependencies() -> dict[str, Provide]:
     return {
+        "billing": Provide(_billing, sync_to_thread=False),
         "ctx": Provide(_context, sync_to_thread=False),
         "db": Provide(_database, sync_to_thread=False),
         "storage": Provide(_storage, sync_to_thread=False),
@@ -103,3 +111,4 @@ Signer = NamedDependency[UrlSigner]
 Cursors = NamedDependency[CursorCodec]
 Messenger = NamedDependency[Messaging]
 Metrics = NamedDependency[ApiMetrics]
+Bill = NamedDependency[Billing]

@@ -3,14 +3,14 @@
 import uuid
 from typing import Annotated
 
-from litestar import Controller, Response, get, post
+from litestar import Controller, Response, delete, get, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, HeaderParameter, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_202_ACCEPTED
 
 from services.api.common.access_log import annotate_request
 from services.api.common.auth import user_only, user_or_service
-from services.api.common.dependencies import Ctx, Cursors, Db, Signer
+from services.api.common.dependencies import Bill, Ctx, Cursors, Db, Signer
 from services.api.common.params import Cursor, Limit
 from services.api.common.problems import problem_responses
 from services.api.orders import queries, variants
@@ -58,11 +58,23 @@ class OrderController(Controller):
         responses={HTTP_200_OK: _REPLAYED, **problem_responses(400, 401, 403, 409, 413, 503)},
     )
     async def create_order(
-        self, data: JSONBody[CreateOrder], ctx: Ctx, db: Db, idempotency_key: IdempotencyKey = None
+        self,
+        *,
+        data: JSONBody[CreateOrder],
+        ctx: Ctx,
+        db: Db,
+        billing: Bill,
+        idempotency_key: IdempotencyKey = None,
     ) -> Response[OrderOut]:
-        """Create an order for the caller; its variants are queued for generation."""
+        """Create an order for the caller; its variants are queued for generation (with
+        payments on: once its payment is paid)."""
         created = await queries.create_order(
-            db, ctx.caller, data, idempotency_key=idempotency_key, correlation_id=ctx.correlation_id
+            db,
+            ctx.caller,
+            data,
+            idempotency_key=idempotency_key,
+            correlation_id=ctx.correlation_id,
+            billing=billing,
         )
         return _created(created)
 
@@ -73,10 +85,19 @@ class OrderController(Controller):
         responses=problem_responses(400, 401, 403, 503),
     )
     async def list_orders(
-        self, ctx: Ctx, db: Db, cursors: Cursors, limit: Limit = 20, cursor: Cursor = None
+        self,
+        *,
+        ctx: Ctx,
+        db: Db,
+        cursors: Cursors,
+        billing: Bill,
+        limit: Limit = 20,
+        cursor: Cursor = None,
     ) -> OrderPage:
         """The caller's orders, newest first, in keyset pages."""
-        return await queries.list_orders(db, ctx.caller, cursors, limit=limit, cursor=cursor)
+        return await queries.list_orders(
+            db, ctx.caller, cursors, limit=limit, cursor=cursor, with_payments=billing.on
+        )
 
     @get(
         "/{order_id:uuid}",
@@ -84,9 +105,26 @@ class OrderController(Controller):
         guards=[user_or_service],
         responses=problem_responses(400, 401, 404, 503),
     )
-    async def get_order(self, ctx: Ctx, db: Db, order_id: FromPath[uuid.UUID]) -> OrderOut:
+    async def get_order(
+        self, ctx: Ctx, db: Db, billing: Bill, order_id: FromPath[uuid.UUID]
+    ) -> OrderOut:
         """One order with its variants (its owner or service_role)."""
-        return await queries.get_order(db, ctx.caller, order_id)
+        return await queries.get_order(db, ctx.caller, order_id, with_payments=billing.on)
+
+    @delete(
+        "/{order_id:uuid}",
+        operation_id="cancelOrder",
+        guards=[user_only],
+        status_code=HTTP_200_OK,
+        responses=problem_responses(400, 401, 403, 404, 409, 503),
+    )
+    async def cancel_order(
+        self, ctx: Ctx, db: Db, billing: Bill, order_id: FromPath[uuid.UUID]
+    ) -> OrderOut:
+        """Cancel an order whose payment awaits (payments on); 409 once it is paid."""
+        return await queries.cancel_order(
+            db, ctx.caller, order_id, correlation_id=ctx.correlation_id, billing=billing
+        )
 
     @post(
         "/{order_id:uuid}/variants",
@@ -96,9 +134,14 @@ class OrderController(Controller):
         status_code=HTTP_201_CREATED,
         responses=problem_responses(400, 401, 403, 404, 409, 503),
     )
-    async def add_variant(self, ctx: Ctx, db: Db, order_id: FromPath[uuid.UUID]) -> VariantOut:
-        """The +1 upsell: add the order's next variant and queue it."""
-        return await variants.upsell(db, ctx.caller, order_id, correlation_id=ctx.correlation_id)
+    async def add_variant(
+        self, ctx: Ctx, db: Db, billing: Bill, order_id: FromPath[uuid.UUID]
+    ) -> VariantOut:
+        """The +1 upsell: add the order's next variant and queue it (with payments on: once
+        its own payment is paid)."""
+        return await variants.upsell(
+            db, ctx.caller, order_id, correlation_id=ctx.correlation_id, billing=billing
+        )
 
 
 class VariantController(Controller):

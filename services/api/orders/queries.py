@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import asyncpg
 import orjson
 
+from services.api.common.billing import PAYMENTS_OFF, Billing, open_checkout
 from services.api.common.database import Database
 from services.api.common.pagination import CursorCodec
 from services.api.common.problems import Conflict, NotFound
@@ -21,19 +22,22 @@ from services.api.orders.views import (
     ORDER_COLUMNS,
     ORDER_WITH_VARIANTS,
     VARIANT_COLUMNS,
+    fetch_payments,
     fetch_variants,
     order_out,
     split_order_rows,
 )
 from shared.db import Caller, act_as_service
-from shared.enums import RequestReason
+from shared.enums import PaymentKind, PaymentStatus, RequestReason
 from shared.events import OrderCreated, VariantRequested
 from shared.keyset import newest_first
 from shared.outbox import enqueue
+from shared.payments.ledger import lapse, lock_payment, open_payment
 
 __all__ = [
     "IDEMPOTENCY_WINDOW",
     "CreatedOrder",
+    "cancel_order",
     "create_order",
     "get_order",
     "list_orders",
@@ -84,18 +88,47 @@ async def create_order(
     *,
     idempotency_key: str | None,
     correlation_id: str,
+    billing: Billing = PAYMENTS_OFF,
 ) -> CreatedOrder:
-    """A new order with ``variant_count`` pending variants, or the earlier one for this key."""
+    """A new order with ``variant_count`` pending variants, or the earlier one for this key.
+
+    With payments on, the order's payment is made in the same transaction and its variants
+    wait for it (queued by the payment's webhook); the provider's checkout is opened after the
+    commit (a provider that cannot be reached leaves ``checkout_url`` null for the worker)."""
     new = _NewOrder(_owner(caller), body, idempotency_key, request_digest(body), correlation_id)
     try:
-        result = await _create_once(db, caller, new)
+        result = await _create_once(db, caller, new, billing)
     except _StaleKeyError:
         await _free_stale_key(db, new.user_id, new.key)
-        result = await _create_once(db, caller, new)
+        result = await _create_once(db, caller, new, billing)
+    payment = result.order.payment
+    if payment is not None and payment.checkout_url is None and payment.status == "awaiting":
+        url = await open_checkout(db, billing, payment.id)
+        if url is not None:
+            return _with_checkout(result, url)
     return result
 
 
-async def _create_once(db: Database, caller: Caller, new: _NewOrder) -> CreatedOrder:
+def _with_checkout(result: CreatedOrder, url: str) -> CreatedOrder:
+    order = result.order
+    assert order.payment is not None
+    paid_for = order.payment.model_copy(update={"checkout_url": url})
+    payments = [paid_for if p.id == paid_for.id else p for p in order.payments]
+    variants = [
+        v.model_copy(update={"payment": paid_for})
+        if v.payment is not None and v.payment.id == paid_for.id
+        else v
+        for v in order.variants
+    ]
+    updated = order.model_copy(
+        update={"payment": paid_for, "payments": payments, "variants": variants}
+    )
+    return CreatedOrder(updated, result.replayed)
+
+
+async def _create_once(
+    db: Database, caller: Caller, new: _NewOrder, billing: Billing
+) -> CreatedOrder:
     body = new.body
     async with db.run_as(caller) as conn:
         # A racing request with the same key waits here until the first commits, then finds it.
@@ -114,7 +147,7 @@ async def _create_once(db: Database, caller: Caller, new: _NewOrder) -> CreatedO
             new.digest,
         )
         if order is None:
-            return await _replay(conn, new.user_id, new.key, new.digest)
+            return await _replay(conn, new.user_id, new.key, new.digest, billing.on)
         variants = await conn.fetch(
             "INSERT INTO song_variants (order_id, variant_number)"
             f" SELECT $1, n FROM generate_series(1, $2::int) AS n RETURNING {VARIANT_COLUMNS}",
@@ -123,14 +156,28 @@ async def _create_once(db: Database, caller: Caller, new: _NewOrder) -> CreatedO
         )
         variants = sorted(variants, key=lambda row: row["variant_number"])
         await act_as_service(conn)
+        created = OrderCreated(
+            order_id=order["id"],
+            user_id=new.user_id,
+            variant_ids=[row["id"] for row in variants],
+            correlation_id=new.correlation_id,
+        )
+        if billing.terms is not None:
+            # Nothing is queued before it is paid: the payment's webhook queues the variants.
+            payment = await open_payment(
+                conn,
+                billing.terms,
+                order_id=order["id"],
+                kind=PaymentKind.ORDER,
+                amount=billing.terms.order_amount(body.variant_count),
+                variant_ids=[row["id"] for row in variants],
+            )
+            await enqueue(conn, created)
+            bought = [{**dict(row), "payment_id": payment["id"]} for row in variants]
+            return CreatedOrder(order_out(order, bought, [payment]), replayed=False)
         await enqueue(
             conn,
-            OrderCreated(
-                order_id=order["id"],
-                user_id=new.user_id,
-                variant_ids=[row["id"] for row in variants],
-                correlation_id=new.correlation_id,
-            ),
+            created,
             *(
                 VariantRequested(
                     variant_id=row["id"],
@@ -146,7 +193,7 @@ async def _create_once(db: Database, caller: Caller, new: _NewOrder) -> CreatedO
 
 
 async def _replay(
-    conn: asyncpg.Connection, user_id: uuid.UUID, key: str | None, digest: str
+    conn: asyncpg.Connection, user_id: uuid.UUID, key: str | None, digest: str, with_payments: bool
 ) -> CreatedOrder:
     existing = await conn.fetchrow(
         f"SELECT {ORDER_COLUMNS}, request_digest FROM orders"
@@ -161,7 +208,15 @@ async def _replay(
     if existing["request_digest"] != digest:
         raise Conflict("this Idempotency-Key was used with a different request body")
     variants = await fetch_variants(conn, [existing["id"]])
-    return CreatedOrder(order_out(existing, variants[existing["id"]]), replayed=True)
+    payments = await fetch_payments(conn, [existing["id"]]) if with_payments else None
+    return CreatedOrder(
+        order_out(
+            existing,
+            variants[existing["id"]],
+            None if payments is None else payments[existing["id"]],
+        ),
+        replayed=True,
+    )
 
 
 async def _free_stale_key(db: Database, user_id: uuid.UUID, key: str | None) -> None:
@@ -177,7 +232,13 @@ async def _free_stale_key(db: Database, user_id: uuid.UUID, key: str | None) -> 
 
 
 async def list_orders(
-    db: Database, caller: Caller, cursors: CursorCodec, *, limit: int, cursor: str | None
+    db: Database,
+    caller: Caller,
+    cursors: CursorCodec,
+    *,
+    limit: int,
+    cursor: str | None,
+    with_payments: bool = False,
 ) -> OrderPage:
     """The caller's orders, newest first, ``limit`` at a time."""
     user_id = _owner(caller)
@@ -192,19 +253,54 @@ async def list_orders(
             after=after,
             limit=limit,
         )
-        variants = await fetch_variants(conn, [row["id"] for row in page.rows])
+        order_ids = [row["id"] for row in page.rows]
+        variants = await fetch_variants(conn, order_ids)
+        payments = await fetch_payments(conn, order_ids) if with_payments else {}
     return OrderPage(
-        items=[order_out(row, variants[row["id"]]) for row in page.rows],
+        items=[
+            order_out(row, variants[row["id"]], payments.get(row["id"]) if with_payments else None)
+            for row in page.rows
+        ],
         next_cursor=None if page.next is None else cursors.encode(ORDERS_LISTING, page.next),
     )
 
 
-async def get_order(db: Database, caller: Caller, order_id: uuid.UUID) -> OrderOut:
+async def get_order(
+    db: Database, caller: Caller, order_id: uuid.UUID, *, with_payments: bool = False
+) -> OrderOut:
     """One order the caller may see (its owner, or service_role); 404 otherwise."""
     async with db.run_as(caller) as conn:
         rows = await conn.fetch(
             f"{ORDER_WITH_VARIANTS} WHERE o.id = $1 ORDER BY v.variant_number", order_id
         )
+        payments = await fetch_payments(conn, [order_id]) if with_payments and rows else None
     if not rows:
         raise NotFound("no such order")
-    return order_out(*split_order_rows(rows))
+    order, variants = split_order_rows(rows)
+    return order_out(order, variants, None if payments is None else payments[order_id])
+
+
+async def cancel_order(
+    db: Database, caller: Caller, order_id: uuid.UUID, *, correlation_id: str, billing: Billing
+) -> OrderOut:
+    """The owner cancels an order whose own payment awaits: it is never generated. 409 once
+    it is paid (and always with payments off)."""
+    if not billing.on:
+        raise Conflict(
+            "payments are off: an order starts generating at once and cannot be cancelled"
+        )
+    async with db.run_as(caller) as conn:
+        if await conn.fetchval("SELECT 1 FROM orders WHERE id = $1", order_id) is None:
+            raise NotFound("no such order")
+        await act_as_service(conn)
+        own = await conn.fetchval(
+            "SELECT id FROM payments WHERE order_id = $1 AND kind = 'order'", order_id
+        )
+        payment = None if own is None else await lock_payment(conn, own)
+        if payment is None or payment.status is not PaymentStatus.AWAITING:
+            status = "not payable" if payment is None else payment.status.value
+            raise Conflict(f"the order's payment is {status}: only an unpaid order is cancelled")
+        events = await lapse(conn, payment, "cancelled", correlation_id=correlation_id)
+        await enqueue(conn, *events)
+    db.events_committed()
+    return await get_order(db, caller, order_id, with_payments=True)

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-from shared.enums import GenerationStatus, Genre, Mood, Occasion
+from shared.enums import GenerationStatus, Genre, Mood, Occasion, PaymentKind, PaymentStatus
 
 __all__ = [
     "AudioLink",
@@ -19,6 +19,7 @@ __all__ = [
     "OrderOut",
     "OrderPage",
     "OrderStatus",
+    "PaymentOut",
     "VariantOut",
 ]
 
@@ -87,6 +88,21 @@ class CreateOrder(BaseModel):
     )
 
 
+class PaymentOut(BaseModel):
+    """A payment (with SERENADE_PAYMENTS on): the order's own, or one upsell's."""
+
+    id: uuid.UUID
+    kind: PaymentKind = Field(description="`order` (the order's own) or `upsell`.")
+    status: PaymentStatus
+    amount: int = Field(gt=0, description="Minor units (cents) of currency.")
+    currency: str = Field(description="ISO currency code, lower case.")
+    checkout_url: str | None = Field(
+        description="Where the customer pays; null while the provider could not be reached."
+    )
+    created_at: dt.datetime
+    paid_at: dt.datetime | None
+
+
 class VariantOut(BaseModel):
     """One variant of an order's song."""
 
@@ -103,9 +119,14 @@ class VariantOut(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     completed_at: dt.datetime | None
+    payment: PaymentOut | None = Field(
+        default=None, description="The payment that buys it; null with payments off."
+    )
 
 
-OrderStatus = Literal["pending", "generating", "complete", "failed"]
+OrderStatus = Literal[
+    "pending", "generating", "complete", "failed", "awaiting_payment", "cancelled"
+]
 
 
 class OrderOut(BaseModel):
@@ -123,6 +144,12 @@ class OrderOut(BaseModel):
     created_at: dt.datetime
     updated_at: dt.datetime
     variants: list[VariantOut]
+    payment: PaymentOut | None = Field(
+        default=None, description="Its own payment (kind order); null with payments off."
+    )
+    payments: list[PaymentOut] = Field(
+        default_factory=list, description="All its payments, oldest first."
+    )
 
 
 class OrderPage(BaseModel):

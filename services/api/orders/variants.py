@@ -3,16 +3,20 @@
 import datetime as dt
 import uuid
 
+import asyncpg
+
+from services.api.common.billing import Billing, open_checkout
 from services.api.common.database import Database
 from services.api.common.problems import Conflict, NotFound
 from services.api.common.signing import UrlSigner
 from services.api.orders.schemas import AudioLink, VariantOut
-from services.api.orders.views import VARIANT_COLUMNS, variant_out
+from services.api.orders.views import VARIANT_COLUMNS, payment_out, variant_out
 from shared.db import Caller, act_as_service
-from shared.enums import GenerationStatus, RequestReason
+from shared.enums import GenerationStatus, PaymentKind, RequestReason
 from shared.events import VariantRequested
 from shared.lifecycle import rearm_order
 from shared.outbox import enqueue
+from shared.payments.ledger import open_payment
 from shared.requeue import ReplayError, requeue_failed_variant
 
 __all__ = ["MAX_VARIANTS", "audio_link", "media_path", "retry", "upsell"]
@@ -26,14 +30,18 @@ def media_path(storage_path: str) -> str:
 
 
 async def upsell(
-    db: Database, caller: Caller, order_id: uuid.UUID, *, correlation_id: str
+    db: Database, caller: Caller, order_id: uuid.UUID, *, correlation_id: str, billing: Billing
 ) -> VariantOut:
-    """Add the order's next variant and queue it; 409 when it already has five."""
+    """Add the order's next variant and queue it; 409 when it already has five. With payments
+    on, only once the order is paid and no other upsell awaits payment: the variant waits for
+    a payment of its own, which queues it when paid."""
     async with db.run_as(caller) as conn:
         if await conn.fetchval("SELECT 1 FROM orders WHERE id = $1", order_id) is None:
             raise NotFound("no such order")
         # Two upsells of one order at once: the second waits and then sees the first's variant.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 5))", str(order_id))
+        if billing.on:
+            await _require_paid_order(conn, order_id)
         highest = await conn.fetchval(
             "SELECT coalesce(max(variant_number), 0) FROM song_variants WHERE order_id = $1",
             order_id,
@@ -47,18 +55,47 @@ async def upsell(
             highest + 1,
         )
         await act_as_service(conn)
-        await rearm_order(conn, order_id)
-        await enqueue(
-            conn,
-            VariantRequested(
-                variant_id=row["id"],
+        if billing.terms is not None:
+            payment = await open_payment(
+                conn,
+                billing.terms,
                 order_id=order_id,
-                variant_number=row["variant_number"],
-                reason=RequestReason.UPSELL,
-                correlation_id=correlation_id,
-            ),
-        )
-    return variant_out(row)
+                kind=PaymentKind.UPSELL,
+                amount=billing.terms.price_upsell,
+                variant_ids=[row["id"]],
+            )
+            bought = payment_out(payment)
+        else:
+            bought = None
+            await rearm_order(conn, order_id)
+            await enqueue(
+                conn,
+                VariantRequested(
+                    variant_id=row["id"],
+                    order_id=order_id,
+                    variant_number=row["variant_number"],
+                    reason=RequestReason.UPSELL,
+                    correlation_id=correlation_id,
+                ),
+            )
+    if bought is None:
+        return variant_out(row)
+    if bought.checkout_url is None:
+        url = await open_checkout(db, billing, bought.id)
+        bought = bought.model_copy(update={"checkout_url": url})
+    return variant_out({**dict(row), "payment_id": bought.id}, bought)
+
+
+async def _require_paid_order(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
+    statuses = await conn.fetch(
+        "SELECT kind::text AS kind, status::text AS status FROM payments WHERE order_id = $1",
+        order_id,
+    )
+    own = next((row["status"] for row in statuses if row["kind"] == "order"), None)
+    if own != "paid":
+        raise Conflict(f"the order's payment is {own or 'missing'}: upsells follow a paid order")
+    if any(row["kind"] == "upsell" and row["status"] == "awaiting" for row in statuses):
+        raise Conflict("another upsell of this order awaits payment: pay or let it lapse first")
 
 
 async def retry(

@@ -6,16 +6,19 @@ from typing import Any
 
 import asyncpg
 
-from services.api.orders.schemas import OrderOut, OrderStatus, VariantOut
+from services.api.orders.schemas import OrderOut, OrderStatus, PaymentOut, VariantOut
 from shared.enums import GenerationStatus
 
 __all__ = [
     "ORDER_COLUMNS",
     "ORDER_WITH_VARIANTS",
+    "PAYMENT_COLUMNS",
     "VARIANT_COLUMNS",
     "derive_status",
+    "fetch_payments",
     "fetch_variants",
     "order_out",
+    "payment_out",
     "split_order_rows",
     "variant_out",
 ]
@@ -26,7 +29,11 @@ ORDER_COLUMNS = (
 )
 VARIANT_COLUMNS = (
     "id, order_id, variant_number, status, share_token, attempts, error, title, lyrics,"
-    " duration_seconds, created_at, started_at, completed_at"
+    " duration_seconds, created_at, started_at, completed_at, payment_id"
+)
+# A payment as the API shows it, and whether it lapsed unpaid (which the order's status uses).
+PAYMENT_COLUMNS = (
+    "id, order_id, kind, status, amount, currency, checkout_url, created_at, paid_at, lapse_reason"
 )
 
 
@@ -75,18 +82,69 @@ def derive_status(statuses: Iterable[GenerationStatus]) -> OrderStatus:
     return "generating"
 
 
-def variant_out(row: asyncpg.Record | Mapping[str, Any]) -> VariantOut:
-    return VariantOut.model_validate(dict(row))
+def variant_out(
+    row: asyncpg.Record | Mapping[str, Any], payment: PaymentOut | None = None
+) -> VariantOut:
+    return VariantOut.model_validate({**dict(row), "payment": payment})
+
+
+def payment_out(row: asyncpg.Record | Mapping[str, Any]) -> PaymentOut:
+    return PaymentOut.model_validate(dict(row))
 
 
 def order_out(
     order: asyncpg.Record | Mapping[str, Any],
     variants: Sequence[asyncpg.Record | Mapping[str, Any]],
+    payments: Sequence[asyncpg.Record | Mapping[str, Any]] | None = None,
 ) -> OrderOut:
-    shaped = sorted((variant_out(row) for row in variants), key=lambda v: v.variant_number)
-    return OrderOut.model_validate(
-        {**dict(order), "status": derive_status(v.status for v in shaped), "variants": shaped}
+    """The Order; ``payments`` None with payments off (then ``payment`` is null)."""
+    if payments is None:
+        shaped = sorted((variant_out(row) for row in variants), key=lambda v: v.variant_number)
+        return OrderOut.model_validate(
+            {**dict(order), "status": derive_status(v.status for v in shaped), "variants": shaped}
+        )
+    by_id = {row["id"]: payment_out(row) for row in payments}
+    lapsed = {row["id"] for row in payments if row["lapse_reason"] is not None}
+    shaped = sorted(
+        (variant_out(row, by_id.get(row["payment_id"])) for row in variants),
+        key=lambda v: v.variant_number,
     )
+    own = next((row for row in payments if row["kind"] == "order"), None)
+    status: OrderStatus
+    if own is not None and own["lapse_reason"] is not None:
+        status = "cancelled"
+    elif own is not None and own["status"] == "awaiting":
+        status = "awaiting_payment"
+    else:
+        # A variant whose upsell payment lapsed unpaid was never generated: it does not count.
+        counted = [v for v in shaped if v.payment is None or v.payment.id not in lapsed]
+        status = derive_status(v.status for v in counted)
+    return OrderOut.model_validate(
+        {
+            **dict(order),
+            "status": status,
+            "variants": shaped,
+            "payment": None if own is None else by_id[own["id"]],
+            "payments": [by_id[row["id"]] for row in payments],
+        }
+    )
+
+
+async def fetch_payments(
+    conn: asyncpg.Connection, order_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """The payments of ``order_ids`` (as far as the caller may see them), oldest first."""
+    by_order: dict[uuid.UUID, list[asyncpg.Record]] = {order_id: [] for order_id in order_ids}
+    if not order_ids:
+        return by_order
+    rows = await conn.fetch(
+        f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = ANY($1::uuid[])"
+        " ORDER BY order_id, created_at, id",
+        list(order_ids),
+    )
+    for row in rows:
+        by_order[row["order_id"]].append(row)
+    return by_order
 
 
 async def fetch_variants(

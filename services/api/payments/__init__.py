@@ -1,0 +1,1 @@
+"""Payments: the webhook, the local checkout page and the payments worker."""

@@ -1,0 +1,193 @@
+"""The payments worker: every API process runs one; each round expires awaiting payments past
+their time, opens the checkouts the provider could not open at order time, and asks for the
+refunds that are due.
+
+Its state is in the payments table, so it survives restarts. Several API processes share the
+work without doing any of it twice: expiry takes rows ``FOR UPDATE SKIP LOCKED`` and changes
+only ``awaiting`` ones; a refund is claimed by moving its ``next_refund_at`` ahead in the same
+statement that picks it; a checkout session is made with the payment id as the provider's
+idempotency key, so two processes opening one get the same session.
+"""
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from dataclasses import dataclass
+
+import asyncpg
+
+from services.api.common.billing import Billing, open_checkout
+from services.api.common.database import Database
+from services.api.payments.webhook import apply_event
+from shared.db import Caller
+from shared.events import Event
+from shared.outbox import enqueue
+from shared.payments import REFUND_SUBJECT
+from shared.payments.ledger import dead_letter, lapse
+from shared.payments.providers import ProviderError
+from shared.rows import PaymentRow
+
+__all__ = ["PaymentsWorker", "Round"]
+
+BATCH = 100
+# A claimed refund is not picked again for this long (the provider's call is under way).
+REFUND_LEASE = dt.timedelta(seconds=60)
+_log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Round:
+    expired: int
+    checkouts_opened: int
+    refunds_requested: int
+    refunds_dead_lettered: int
+
+
+class PaymentsWorker:
+    def __init__(
+        self, db: Database, billing: Billing, *, interval: float, refund_max_attempts: int
+    ) -> None:
+        self._db = db
+        self._billing = billing
+        self._interval = interval
+        self._max_attempts = refund_max_attempts
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self._billing.on and self._task is None:
+            self._task = asyncio.create_task(self._run(), name="payments-worker")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except Exception:  # noqa: BLE001 - PostgreSQL away: the next round tries again
+                _log.warning("payments round failed; trying again", exc_info=True)
+            await asyncio.sleep(self._interval)
+
+    async def run_once(self) -> Round:
+        """One round of each duty (tests call it directly)."""
+        expired = await self.expire_due()
+        opened = await self.open_missing_checkouts()
+        requested, dead = await self.settle_due_refunds()
+        return Round(expired, opened, requested, dead)
+
+    async def expire_due(self) -> int:
+        events: list[Event] = []
+        async with self._db.run_as(Caller.service()) as conn:
+            rows = await conn.fetch(
+                "SELECT * FROM payments WHERE status = 'awaiting' AND expires_at <= now()"
+                " ORDER BY expires_at LIMIT $1 FOR UPDATE SKIP LOCKED",
+                BATCH,
+            )
+            for row in rows:
+                events += await lapse(conn, PaymentRow.model_validate(dict(row)), "expired")
+            await enqueue(conn, *events)
+        if events:
+            self._db.events_committed()
+        return len(rows)
+
+    async def open_missing_checkouts(self) -> int:
+        async with self._db.run_as(Caller.service()) as conn:
+            # Backs off by the attempts made: a provider that is down is not hammered.
+            ids = await conn.fetch(
+                "SELECT id FROM payments WHERE status = 'awaiting' AND checkout_url IS NULL"
+                " AND expires_at > now()"
+                " AND updated_at <= now() - make_interval(secs => least(session_attempts, 60))"
+                " ORDER BY created_at LIMIT $1",
+                BATCH,
+            )
+        opened = 0
+        for row in ids:
+            if await open_checkout(self._db, self._billing, row["id"]) is not None:
+                opened += 1
+        return opened
+
+    async def settle_due_refunds(self) -> tuple[int, int]:
+        async with self._db.run_as(Caller.service()) as conn:
+            due = await conn.fetch(
+                "UPDATE payments SET next_refund_at = now() + $2::interval,"
+                " refund_attempts = refund_attempts + 1"
+                " WHERE id IN (SELECT id FROM payments WHERE status = 'refund_pending'"
+                "  AND next_refund_at <= now() ORDER BY next_refund_at LIMIT $1"
+                "  FOR UPDATE SKIP LOCKED) RETURNING *",
+                BATCH,
+                REFUND_LEASE,
+            )
+        requested = dead = 0
+        for row in due:
+            payment = PaymentRow.model_validate(dict(row))
+            if await self._refund(payment):
+                requested += 1
+            elif payment.refund_attempts >= self._max_attempts:
+                dead += 1
+        return requested, dead
+
+    async def _refund(self, payment: PaymentRow) -> bool:
+        assert self._billing.provider is not None
+        try:
+            settled = await self._billing.provider.refund(
+                payment_id=payment.id,
+                payment_intent=payment.provider_payment_intent,
+                amount=payment.amount,
+                currency=payment.currency,
+            )
+        except ProviderError as error:
+            await self._refund_failed(payment, str(error))
+            return False
+        async with self._db.run_as(Caller.service()) as conn:
+            await conn.execute(
+                "UPDATE payments SET refund_requested_at = now(), next_refund_at = NULL"
+                " WHERE id = $1 AND status = 'refund_pending'",
+                payment.id,
+            )
+        if settled is not None:  # the local provider's refunds settle at once
+            await apply_event(self._db, settled, correlation_id=None)
+        return True
+
+    async def _refund_failed(self, payment: PaymentRow, error: str) -> None:
+        attempts = payment.refund_attempts
+        async with self._db.run_as(Caller.service()) as conn:
+            if attempts < self._max_attempts:
+                await conn.execute(
+                    "UPDATE payments SET next_refund_at = now() + $2::interval WHERE id = $1"
+                    " AND status = 'refund_pending'",
+                    payment.id,
+                    dt.timedelta(seconds=min(2**attempts, 300)),
+                )
+                return
+            await _give_up(conn, payment, error)
+        _log.error("refund of payment %s dead-lettered: %s", payment.id, error)
+
+
+async def _give_up(conn: asyncpg.Connection, payment: PaymentRow, error: str) -> None:
+    """No more tries until an operator replays the dead letter."""
+    await conn.execute(
+        "UPDATE payments SET next_refund_at = NULL WHERE id = $1 AND status = 'refund_pending'",
+        payment.id,
+    )
+    await dead_letter(
+        conn,
+        subject=REFUND_SUBJECT,
+        message_id=f"refund:{payment.id}:{uuid.uuid4()}",
+        error_type="RefundFailed",
+        error=error,
+        event={
+            "payment_id": str(payment.id),
+            "order_id": str(payment.order_id),
+            "amount": payment.amount,
+            "currency": payment.currency,
+            "payment_intent": payment.provider_payment_intent,
+        },
+        payment_id=payment.id,
+        attempts=payment.refund_attempts,
+    )
