@@ -50,7 +50,7 @@ async def paid(paid_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def worker(paid_app: Litestar, paid: httpx.AsyncClient) -> PaymentsWorker:  # noqa: ARG001
+def worker(paid_app: Litestar, paid: httpx.AsyncClient) -> PaymentsWorker:
     found: PaymentsWorker = paid_app.state.payments_worker
     return found
 

@@ -37,11 +37,12 @@ async def _paid_events(pool: asyncpg.Pool, order: dict[str, Any]) -> tuple[int, 
 
 
 async def _failed_jobs(pool: asyncpg.Pool, payment_id: str | None = None) -> list[asyncpg.Record]:
-    return await pool.fetch(
+    rows: list[asyncpg.Record] = await pool.fetch(
         "SELECT * FROM failed_jobs WHERE service = 'payments' AND"
         " ($1::uuid IS NULL OR payment_id = $1) ORDER BY created_at",
         None if payment_id is None else uuid.UUID(payment_id),
     )
+    return rows
 
 
 async def test_an_order_awaits_payment_and_queues_nothing(
