@@ -1,0 +1,211 @@
+"""The stripe provider through the official SDK against a local double of Stripe's API:
+sessions made with the payment id as idempotency key, made later when Stripe was down at order
+time, refunds requested once and dead-lettered when Stripe keeps refusing, then replayed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from services.api.app import create_app
+from shared.auth import issue_token
+from shared.db import Role
+from shared.lifecycle import fail_variant
+from tests.integration.api.conftest import api_settings, serve
+from tests.integration.api.live_server import serve_over_http
+from tests.integration.api.support import ORDER, SECRET, World
+from tests.integration.payments.stripe_double import StripeDouble
+from tests.helpers import wait_for
+from tests.integration.payments.support import (
+    WEBHOOK_SECRET,
+    checkout_completed,
+    event,
+    payment_row,
+    post_event,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    import asyncpg
+    import httpx
+    from litestar import Litestar
+
+    from services.api.payments.worker import PaymentsWorker
+
+SERVICE = {"Authorization": f"Bearer {issue_token(SECRET, role=Role.SERVICE)}"}
+
+
+@pytest.fixture
+async def double() -> AsyncIterator[tuple[StripeDouble, str]]:
+    stripe = StripeDouble()
+    async with serve_over_http(stripe.app()) as server:
+        yield stripe, server.url
+
+
+@pytest.fixture
+async def stripe_app(
+    double: tuple[StripeDouble, str],
+    database_url: str,
+    nats_url: str,
+    tmp_path: Any,
+) -> AsyncIterator[tuple[Litestar, httpx.AsyncClient]]:
+    settings = api_settings(
+        database_url,
+        nats_url,
+        tmp_path,
+        payments="stripe",
+        payment_webhook_secret=WEBHOOK_SECRET,
+        stripe_api_key="sk_test_" + "k" * 24,
+        stripe_api_base=double[1],
+        payment_ttl=1800,
+        payment_worker_interval=60.0,
+        refund_max_attempts=2,
+    )
+    app = create_app(settings)
+    async with serve(app) as client:
+        yield app, client
+
+
+def _worker(app: Litestar) -> PaymentsWorker:
+    found: PaymentsWorker = app.state.payments_worker
+    return found
+
+
+async def test_an_order_gets_a_checkout_session_made_once_with_the_payment_id(
+    stripe_app: tuple[Litestar, httpx.AsyncClient],
+    double: tuple[StripeDouble, str],
+    shop: World,
+    pool: asyncpg.Pool,
+) -> None:
+    _, client = stripe_app
+    stripe, _ = double
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    first = await client.post("/v1/orders", json=ORDER, headers=shop.a | key)
+    assert first.status_code == 201, first.text
+    payment = first.json()["payment"]
+    assert payment["checkout_url"].startswith("https://checkout.stripe.test/c/pay/cs_test_")
+    [call] = stripe.sessions
+    form = call["form"]
+    assert call["idempotency_key"] == payment["id"]
+    assert form["client_reference_id"] == payment["id"]
+    assert form["metadata[payment_id]"] == payment["id"]
+    assert form["metadata[order_id]"] == first.json()["id"]
+    assert form["payment_intent_data[metadata][payment_id]"] == payment["id"]
+    assert form["line_items[0][price_data][unit_amount]"] == "2900"
+    assert form["line_items[0][price_data][currency]"] == "eur"
+    row = await payment_row(pool, payment["id"])
+    assert int(form["expires_at"]) == int(row["expires_at"].timestamp())
+    assert row["expires_at"] - row["created_at"] == dt.timedelta(seconds=1800)
+    # The same Idempotency-Key: the same order and payment, no second session.
+    again = await client.post("/v1/orders", json=ORDER, headers=shop.a | key)
+    assert again.status_code == 200
+    assert again.json()["payment"] == payment
+    assert len(stripe.sessions) == 1
+
+
+async def test_stripe_down_at_order_time_the_session_is_made_later(
+    stripe_app: tuple[Litestar, httpx.AsyncClient],
+    double: tuple[StripeDouble, str],
+    shop: World,
+    pool: asyncpg.Pool,
+) -> None:
+    app, client = stripe_app
+    stripe, _ = double
+    stripe.down = True
+    response = await client.post("/v1/orders", json=ORDER, headers=shop.a)
+    assert response.status_code == 201, response.text
+    payment = response.json()["payment"]
+    assert payment["checkout_url"] is None
+    assert response.json()["status"] == "awaiting_payment"
+    stripe.down = False
+
+    # The worker backs off by the attempts made (one second after the first), then opens it.
+    async def opened() -> bool:
+        return await _worker(app).open_missing_checkouts() == 1
+
+    await wait_for(opened, timeout=15, what="the worker to open the checkout")
+    shown = (await client.get(f"/v1/orders/{response.json()['id']}", headers=shop.a)).json()
+    assert shown["payment"]["checkout_url"].startswith("https://checkout.stripe.test/")
+    assert {c["idempotency_key"] for c in stripe.sessions} == {payment["id"]}
+
+
+async def _paid_then_failed(
+    client: httpx.AsyncClient, shop: World, pool: asyncpg.Pool
+) -> dict[str, Any]:
+    order = await client.post("/v1/orders", json=ORDER | {"variant_count": 1}, headers=shop.a)
+    body: dict[str, Any] = order.json()
+    assert (await post_event(client, checkout_completed(body["payment"]))).status_code == 200
+    async with pool.acquire() as conn, conn.transaction():
+        await fail_variant(
+            conn, uuid.UUID(body["variants"][0]["id"]), uuid.UUID(body["user_id"]), error="boom"
+        )
+    return body
+
+
+def _refunded(payment: dict[str, Any]) -> dict[str, Any]:
+    """Stripe's charge.refunded, naming the payment by its payment intent only."""
+    return event(
+        "charge.refunded",
+        {"id": "ch_1", "object": "charge", "payment_intent": f"pi_{uuid.UUID(payment['id']).hex}"},
+    )
+
+
+async def test_a_refund_is_requested_once_and_settled_by_stripes_webhook(
+    stripe_app: tuple[Litestar, httpx.AsyncClient],
+    double: tuple[StripeDouble, str],
+    shop: World,
+    pool: asyncpg.Pool,
+) -> None:
+    app, client = stripe_app
+    stripe, _ = double
+    order = await _paid_then_failed(client, shop, pool)
+    payment = order["payment"]
+    await _worker(app).settle_due_refunds()
+    await _worker(app).settle_due_refunds()  # nothing due any more
+    [call] = stripe.refunds
+    assert call["idempotency_key"] == f"refund-{payment['id']}"
+    assert call["form"]["payment_intent"] == f"pi_{uuid.UUID(payment['id']).hex}"
+    assert call["form"]["amount"] == "2900"
+    row = await payment_row(pool, payment["id"])
+    assert (row["status"], row["refund_requested_at"] is not None) == ("refund_pending", True)
+    assert (await post_event(client, _refunded(payment))).json()["outcome"] == "refunded"
+    assert (await payment_row(pool, payment["id"]))["status"] == "refunded"
+
+
+async def test_a_refund_stripe_keeps_refusing_is_dead_lettered_and_replayable(
+    stripe_app: tuple[Litestar, httpx.AsyncClient],
+    double: tuple[StripeDouble, str],
+    shop: World,
+    pool: asyncpg.Pool,
+) -> None:
+    app, client = stripe_app
+    stripe, _ = double
+    stripe.refuse_refunds = True
+    order = await _paid_then_failed(client, shop, pool)
+    payment = order["payment"]
+    payment_id = uuid.UUID(payment["id"])
+    for _ in range(2):  # refund_max_attempts
+        await pool.execute("UPDATE payments SET next_refund_at = now() WHERE id = $1", payment_id)
+        await _worker(app).settle_due_refunds()
+    [job] = await pool.fetch(
+        "SELECT * FROM failed_jobs WHERE payment_id = $1 AND service = 'payments'", payment_id
+    )
+    assert job["subject"] == "serenade.payments.refund"
+    assert "refused" in job["error"]
+    assert (await payment_row(pool, payment["id"]))["next_refund_at"] is None
+    # The operator replays it once Stripe accepts again.
+    stripe.refuse_refunds = False
+    replay = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
+    assert replay.status_code == 202, replay.text
+    await _worker(app).settle_due_refunds()
+    assert len([c for c in stripe.refunds if not c.get("refused")]) == 1
+    await post_event(client, _refunded(payment))
+    assert (await payment_row(pool, payment["id"]))["status"] == "refunded"
+    resolved = await pool.fetchval("SELECT resolved_at FROM failed_jobs WHERE id = $1", job["id"])
+    assert resolved is not None
+    again = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
+    assert again.status_code == 409
