@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared.enums import GenerationStatus
 from shared.events import Event, OrderCompleted, VariantStatusChanged
-from shared.payments import LAPSED_VARIANT, refund_if_all_paid_failed
+from shared.payment_rules import LAPSED_VARIANT, refund_if_all_paid_failed
 from shared.rows import OrderRow, SongVariantRow
 
 if TYPE_CHECKING:

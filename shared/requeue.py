@@ -23,7 +23,7 @@ from shared.enums import GenerationStatus, RequestReason
 from shared.events import SUBJECT_VARIANT_REQUESTED, VariantRequested, VariantStatusChanged
 from shared.lifecycle import rearm_order
 from shared.outbox import enqueue
-from shared.payments import REFUND_SUBJECT, unpaid_reason
+from shared.payment_rules import REFUND_SUBJECT, unpaid_reason
 
 if TYPE_CHECKING:
     import asyncpg

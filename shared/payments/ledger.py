@@ -23,7 +23,7 @@ from shared.events import (
     VariantStatusChanged,
 )
 from shared.lifecycle import finalize_order_if_done
-from shared.payments import PAYMENTS_SERVICE, WEBHOOK_SUBJECT
+from shared.payment_rules import PAYMENTS_SERVICE, WEBHOOK_SUBJECT
 from shared.rows import PaymentRow
 from shared.settings import PaymentsMode, Settings
 

@@ -24,7 +24,7 @@ from services.api.payments.webhook import apply_event
 from shared.db import Caller
 from shared.events import Event
 from shared.outbox import enqueue
-from shared.payments import REFUND_SUBJECT
+from shared.payment_rules import REFUND_SUBJECT
 from shared.payments.ledger import dead_letter, lapse
 from shared.payments.providers import ProviderError
 from shared.rows import PaymentRow

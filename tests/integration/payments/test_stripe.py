@@ -14,11 +14,11 @@ from services.api.app import create_app
 from shared.auth import issue_token
 from shared.db import Role
 from shared.lifecycle import fail_variant
+from tests.helpers import wait_for
 from tests.integration.api.conftest import api_settings, serve
 from tests.integration.api.live_server import serve_over_http
 from tests.integration.api.support import ORDER, SECRET, World
 from tests.integration.payments.stripe_double import StripeDouble
-from tests.helpers import wait_for
 from tests.integration.payments.support import (
     WEBHOOK_SECRET,
     checkout_completed,
