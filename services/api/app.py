@@ -169,6 +169,8 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
         yield
     finally:
         await payments.stop()
+        if app.state.billing.provider is not None:
+            await app.state.billing.provider.close()
         await live.stop()  # ends open event streams first
         await messaging.stop()
         try:

@@ -62,6 +62,9 @@ class PaymentProvider(Protocol):
         """Ask for the money back. Returns the ``charge.refunded`` event to apply now when the
         refund settled at once (local), None when the provider's webhook will say so."""
 
+    async def close(self) -> None:
+        """Release connections (the app's shutdown)."""
+
 
 def refunded_event(
     *, payment_id: uuid.UUID, payment_intent: str | None, amount: int, currency: str
@@ -107,6 +110,9 @@ class LocalProvider:
             payment_id=payment_id, payment_intent=payment_intent, amount=amount, currency=currency
         )
 
+    async def close(self) -> None:
+        return None
+
 
 class _HttpxClient(stripe.HTTPXClient):
     """stripe-python's httpx client, sending the encoded form as ``content=``: it passes the
@@ -132,10 +138,11 @@ class StripeProvider:
 
     def __init__(self, settings: Settings, *, timeout: float = 10.0) -> None:
         base = settings.stripe_api_base
+        self._http = _HttpxClient(timeout=timeout)
         self._client = stripe.StripeClient(
             settings.require_stripe_api_key(),
             base_addresses={"api": base.rstrip("/")} if base else None,
-            http_client=_HttpxClient(timeout=timeout),
+            http_client=self._http,
             # The payments worker retries on its own schedule; one quick retry here is enough.
             max_network_retries=1,
         )
@@ -192,6 +199,13 @@ class StripeProvider:
         except stripe.StripeError as error:
             raise ProviderError(f"Stripe refused the refund: {error}") from error
         return None  # charge.refunded arrives by webhook
+
+    async def close(self) -> None:
+        await _close(self._http)
+
+
+async def _close(http: stripe.HTTPXClient) -> None:
+    await http.close_async()  # type: ignore[no-untyped-call]  # stripe leaves it untyped
 
 
 def _page(settings: Settings, outcome: str) -> str:
