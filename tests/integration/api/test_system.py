@@ -78,6 +78,8 @@ EXPECTED_OPERATIONS = {
     ("post", "/v1/orders"): "createOrder",
     ("get", "/v1/orders"): "listOrders",
     ("get", "/v1/orders/{order_id}"): "getOrder",
+    ("delete", "/v1/orders/{order_id}"): "cancelOrder",
+    ("post", "/v1/payments/webhook"): "paymentWebhook",
     ("get", "/v1/orders/{order_id}/events"): "streamOrderEvents",
     ("post", "/v1/orders/{order_id}/variants"): "addVariant",
     ("post", "/v1/variants/{variant_id}/retry"): "retryVariant",
