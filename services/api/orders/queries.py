@@ -302,5 +302,4 @@ async def cancel_order(
             raise Conflict(f"the order's payment is {status}: only an unpaid order is cancelled")
         events = await lapse(conn, payment, "cancelled", correlation_id=correlation_id)
         await enqueue(conn, *events)
-    db.events_committed()
     return await get_order(db, caller, order_id, with_payments=True)

@@ -124,8 +124,6 @@ async def apply_event(db: Database, event: dict[str, Any], *, correlation_id: st
         )
         outcome, events = await _act(conn, event, payment, correlation_id)
         await enqueue(conn, *events)
-    if events:
-        db.events_committed()
     _log.info("payment webhook %s %s: %s", event["id"], kind, outcome)
     return outcome
 

@@ -92,8 +92,6 @@ class PaymentsWorker:
             for row in rows:
                 events += await lapse(conn, PaymentRow.model_validate(dict(row)), "expired")
             await enqueue(conn, *events)
-        if events:
-            self._db.events_committed()
         return len(rows)
 
     async def open_missing_checkouts(self) -> int:
