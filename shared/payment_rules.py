@@ -20,6 +20,7 @@ __all__ = [
     "LAPSED_VARIANT",
     "PAYMENTS_SERVICE",
     "REFUND_SUBJECT",
+    "UNPAID_ORDER",
     "WEBHOOK_SUBJECT",
     "refund_if_all_paid_failed",
     "unpaid_reason",
@@ -36,6 +37,13 @@ WEBHOOK_SUBJECT = "serenade.payments.webhook"
 # or expired): it was never generated and counts neither for the order's status nor completion.
 LAPSED_VARIANT = (
     "EXISTS (SELECT FROM payments lp WHERE lp.id = v.payment_id AND lp.lapse_reason IS NOT NULL)"
+)
+
+# SQL condition (on an orders row ``o``): its own payment was never paid. Occasion reminders
+# skip such orders; orders made with payments off have no payment and are not "unpaid".
+UNPAID_ORDER = (
+    "EXISTS (SELECT FROM payments up"
+    " WHERE up.order_id = o.id AND up.kind = 'order' AND up.paid_at IS NULL)"
 )
 
 

@@ -31,6 +31,7 @@ from shared.background import BackgroundTasks
 from shared.db import DATABASE_ERRORS, Caller
 from shared.enums import Occasion
 from shared.events import OccasionUpcoming
+from shared.payment_rules import UNPAID_ORDER
 from shared.unit_of_work import unit_of_work
 
 if TYPE_CHECKING:
@@ -92,8 +93,8 @@ def _month_days(today: dt.date, last: dt.date) -> list[tuple[int, int]]:
 # round first a year after its own date (PostgreSQL's "+ 1 year" turns 29 February into 28
 # February of a common year, as ``next_occurrence`` does), and only a window of a year or more
 # reaches that. The month-day expression is the one of orders_occasion_month_day_idx, so it is a
-# range scan.
-_CLAIM_BATCH = """
+# range scan. Reminders go only to orders that were paid (or made with payments off).
+_CLAIM_BATCH = f"""
 WITH candidate AS (
     SELECT o.id, o.user_id, o.occasion, o.occasion_date,
            CASE WHEN o.occasion_date < $3::date THEN $3::date
@@ -103,6 +104,7 @@ WITH candidate AS (
            + EXTRACT(DAY FROM o.occasion_date)::integer) = $1
       AND o.occasion_date IS NOT NULL
       AND o.id > $4
+      AND NOT {UNPAID_ORDER}
 ), due AS (
     SELECT c.* FROM candidate c
     WHERE c.next_date <= $2

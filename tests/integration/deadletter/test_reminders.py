@@ -456,3 +456,31 @@ def _async(check: Callable[[], bool]) -> Callable[[], Awaitable[bool]]:
         return check()
 
     return condition
+
+
+async def test_only_orders_that_were_paid_are_reminded(own_pool: asyncpg.Pool) -> None:
+    # With payments on, an order whose own payment never was paid (awaiting, cancelled,
+    # expired) gets no reminder; a paid one does, and so does one made with payments off.
+    today = D(2025, 6, 10)
+    free, paid, awaiting, cancelled = await _add_orders(
+        own_pool, D(2020, 6, 12), D(2020, 6, 13), D(2020, 6, 14), D(2020, 6, 15)
+    )
+    async with transaction(own_pool, Caller.service()) as conn:
+        for order_id, status, paid_at, lapse in (
+            (paid, "paid", dt.datetime.now(dt.UTC), None),
+            (awaiting, "awaiting", None, None),
+            (cancelled, "cancelled", None, "cancelled"),
+        ):
+            await conn.execute(
+                "INSERT INTO payments (order_id, kind, status, amount, currency, provider,"
+                " expires_at, paid_at, lapse_reason)"
+                " VALUES ($1, 'order', $2, 2900, 'eur', 'local', now(), $3, $4)",
+                order_id,
+                status,
+                paid_at,
+                lapse,
+            )
+
+    sent = await send_due_reminders(own_pool, today=today, days_ahead=30)
+
+    assert {event.order_id for event in sent} == {free, paid}
