@@ -132,6 +132,34 @@ def token(user_id: uuid.UUID | None, role: str, ttl: int) -> None:
     click.echo(issue_token(secret, role=Role(role), user_id=user_id, ttl_seconds=ttl))
 
 
+@main.command()
+@click.argument("order_id", type=click.UUID)
+@click.option(
+    "--api",
+    default=None,
+    help="The API's base URL (default: http://SERENADE_API_HOST:SERENADE_API_PORT).",
+)
+def pay(order_id: uuid.UUID, api: str | None) -> None:
+    """With SERENADE_PAYMENTS=local: pay the order's awaiting payment, as the checkout page's
+    button does."""
+    from services.api.payments.pay_command import PayError, pay_order  # noqa: PLC0415
+    from services.launcher import api_url  # noqa: PLC0415
+
+    settings = _settings()
+    secret = (
+        settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    ) or read_dev_secret(settings.data_dir)
+    if not secret:
+        raise click.ClickException(
+            "SERENADE_JWT_SECRET is not set (and no development secret exists in "
+            f"{settings.data_dir}; `serenade dev` creates one)"
+        )
+    try:
+        click.echo(pay_order(api or api_url(settings), secret, order_id))
+    except PayError as error:
+        raise click.ClickException(str(error)) from error
+
+
 @main.group(name="failed-jobs")
 def failed_jobs() -> None:
     """Operator view and replay of the dead-letter table."""

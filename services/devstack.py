@@ -13,7 +13,7 @@ import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import SecretStr
 
@@ -30,6 +30,7 @@ from services.launcher import (
 from shared.auth import issue_token
 from shared.db import Role
 from shared.devsecret import load_or_create_dev_secret
+from shared.settings import PaymentsMode
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -120,6 +121,26 @@ def _metrics_env(settings: Settings, name: str) -> dict[str, str]:
     return {"SERENADE_METRICS_PORT": str(base + offset if base else 0)}
 
 
+def _local_payments(settings: Settings, data_dir: Path) -> dict[str, Any]:
+    """With the local checkout, its webhook secret: generated once, kept in the data dir."""
+    if settings.payments is not PaymentsMode.LOCAL or settings.payment_webhook_secret:
+        return {}
+    secret = load_or_create_dev_secret(data_dir, "payment_webhook_secret")
+    return {"payment_webhook_secret": SecretStr(secret)}
+
+
+def _payment_lines(settings: Settings, base: str) -> list[str]:
+    if settings.payments is not PaymentsMode.LOCAL:
+        return []
+    return [
+        "Payments are on (the local test checkout): the order waits for its payment. Open the",
+        "checkout_url in the answer (its payment) and press Pay, or from another shell:",
+        f"  {base}/pay/<payment_id>",
+        "  serenade pay <order_id>",
+        "",
+    ]
+
+
 def _summary(settings: Settings, secret: str) -> str:
     base = api_url(settings)
     user = uuid.uuid4()
@@ -142,6 +163,7 @@ def _summary(settings: Settings, secret: str) -> str:
             "    -H 'Content-Type: application/json' \\",
             f"    -d '{body}'",
             "",
+            *_payment_lines(settings, base),
             "Each variant in the answer has a share_token: once it is complete, its song plays at",
             f"  {base}/s/<share_token>",
             "",
@@ -182,6 +204,7 @@ def run_dev_stack(settings: Settings) -> int:
                 "jwt_secret": SecretStr(secret),
                 "data_dir": data_dir,
                 "storage_url": settings.resolved_storage_url,
+                **_local_payments(settings, data_dir),
             }
         )
         stack.start_children(child_settings)
