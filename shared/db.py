@@ -43,6 +43,10 @@ DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
     TimeoutError,
     asyncpg.PostgresConnectionError,
     asyncpg.InterfaceError,
+    # A pooled connection whose server stopped under it can fail its next statement with
+    # "cannot switch to state ...; another operation is in progress" (found by the payments
+    # webhook test that stops PostgreSQL): the connection is lost, not the statement wrong.
+    asyncpg.InternalClientError,
     asyncpg.exceptions.OperatorInterventionError,
     asyncpg.exceptions.InsufficientResourcesError,
 )

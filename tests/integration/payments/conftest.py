@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from services.api.app import create_app
-from tests.integration.api.conftest import api_settings, serve
+from tests.integration.api.conftest import api_settings, app, client, serve, settings, world  # noqa: F401 - payments off
 from tests.integration.api.support import World
 from tests.integration.payments.support import WEBHOOK_SECRET
 
@@ -45,8 +45,8 @@ def paid_app(paid_settings: Settings) -> Litestar:
 
 @pytest.fixture(scope="session")
 async def paid(paid_app: Litestar) -> AsyncIterator[httpx.AsyncClient]:
-    async with serve(paid_app) as client:
-        yield client
+    async with serve(paid_app) as api:
+        yield api
 
 
 @pytest.fixture
