@@ -21,9 +21,13 @@ if TYPE_CHECKING:
     import asyncpg
 
 __all__ = [
+    "Completion",
+    "StartedAttempt",
     "VariantWithOrder",
     "complete_variant",
+    "complete_variants",
     "fail_variant",
+    "failed_among",
     "finalize_order_if_done",
     "hand_back",
     "is_failed",
@@ -31,6 +35,7 @@ __all__ = [
     "rearm_order",
     "release_for_retry",
     "start_attempt",
+    "start_attempts",
 ]
 
 
@@ -256,3 +261,138 @@ async def is_failed(conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
 async def rearm_order(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:
     """An upsell, retry or replay made the order unfinished: its next completion is announced."""
     await conn.execute("UPDATE orders SET completion_announced_at = NULL WHERE id = $1", order_id)
+
+
+# Batches: the same conditional updates for several variants in one statement each, for a
+# caller that shares one transaction among the variants that arrive together. A variant the
+# batch's condition does not take is left alone (the caller decides it one by one, with the
+# functions above), so every rule above holds for it unchanged.
+
+
+@dataclass(frozen=True, slots=True)
+class StartedAttempt:
+    found: VariantWithOrder
+    attempt: int
+    event: VariantStatusChanged
+
+
+async def start_attempts(
+    conn: asyncpg.Connection,
+    variant_ids: list[uuid.UUID],
+    *,
+    redelivered: list[uuid.UUID],
+    max_attempts: int,
+    correlation_ids: dict[uuid.UUID, str | None],
+) -> dict[uuid.UUID, StartedAttempt]:
+    """``start_attempt`` for every variant that is plainly claimable: ``pending``, or
+    ``generating`` with attempts left when its request was delivered again (its holder was
+    lost). Anything else (unknown, final, in progress elsewhere, out of attempts) is not
+    touched and not returned. One statement, its condition checked again on the row's latest
+    version after a wait for its lock, as ``start_attempt``'s is."""
+    rows = await conn.fetch(
+        "UPDATE song_variants v SET status = 'generating', attempts = v.attempts + 1,"
+        " started_at = now(), completed_at = NULL FROM orders o"
+        " WHERE v.id = ANY($1::uuid[]) AND o.id = v.order_id AND (v.status = 'pending'"
+        "  OR (v.status = 'generating' AND v.id = ANY($2::uuid[]) AND v.attempts < $3))"
+        " RETURNING to_jsonb(v) AS variant, to_jsonb(o) AS order_row",
+        variant_ids,
+        redelivered,
+        max_attempts,
+    )
+    started: dict[uuid.UUID, StartedAttempt] = {}
+    for row in rows:
+        variant = SongVariantRow.model_validate(row["variant"])
+        order = OrderRow.model_validate(row["order_row"])
+        event = VariantStatusChanged(
+            variant_id=variant.id,
+            order_id=variant.order_id,
+            user_id=order.user_id,
+            variant_number=variant.variant_number,
+            status=variant.status,
+            attempts=variant.attempts,
+            error=variant.error,
+            correlation_id=correlation_ids.get(variant.id),
+        )
+        started[variant.id] = StartedAttempt(
+            VariantWithOrder(variant, order), variant.attempts, event
+        )
+    return started
+
+
+@dataclass(frozen=True, slots=True)
+class Completion:
+    """One finished attempt, as ``complete_variant`` takes it."""
+
+    variant_id: uuid.UUID
+    user_id: uuid.UUID
+    attempt: int
+    storage_path: str
+    title: str
+    lyrics: str
+    duration_seconds: float
+    correlation_id: str | None
+
+
+async def complete_variants(
+    conn: asyncpg.Connection, completions: list[Completion]
+) -> tuple[dict[uuid.UUID, list[Event]], list[Event]]:
+    """``complete_variant`` for several variants (distinct): each variant's events (empty when
+    another attempt got there first), and every event in the order to enqueue them (statuses,
+    then order completions). The orders are locked in id order, then each one's completion
+    decided by ``finalize_order_if_done``."""
+    by_id = {item.variant_id: item for item in completions}
+    rows = await conn.fetch(
+        "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[],"
+        "  $5::text[], $6::float8[]) AS i(id, attempt, storage_path, title, lyrics, seconds)),"
+        " done AS (UPDATE song_variants v SET status = 'complete', storage_path = i.storage_path,"
+        "  title = i.title, lyrics = i.lyrics, duration_seconds = i.seconds, error = NULL,"
+        "  completed_at = now() FROM input i"
+        "  WHERE v.id = i.id AND v.status = 'generating' AND v.attempts = i.attempt"
+        "  RETURNING v.id, v.order_id, v.variant_number, v.status, v.attempts, v.error),"
+        " resolved AS (UPDATE failed_jobs SET resolved_at = now()"
+        "  WHERE variant_id IN (SELECT id FROM done) AND resolved_at IS NULL)"
+        " SELECT * FROM done",
+        [item.variant_id for item in completions],
+        [item.attempt for item in completions],
+        [item.storage_path for item in completions],
+        [item.title for item in completions],
+        [item.lyrics for item in completions],
+        [item.duration_seconds for item in completions],
+    )
+    events: dict[uuid.UUID, list[Event]] = {item.variant_id: [] for item in completions}
+    statuses: list[Event] = []
+    # The correlation id an order's completion carries: that of its variant completed last here.
+    orders: dict[uuid.UUID, uuid.UUID] = {}
+    for row in rows:
+        item = by_id[row["id"]]
+        status = _status_event(row, item.user_id, item.correlation_id)
+        events[item.variant_id].append(status)
+        statuses.append(status)
+        orders[row["order_id"]] = item.variant_id
+    completed: list[Event] = []
+    # Every order locked first, in id order (two groups never wait on each other in a cycle);
+    # then each one's completion decided by finalize_order_if_done itself, after the locks, so
+    # that the rule is the one rule (its lock is already held: no wait).
+    order_ids = sorted(orders)
+    if order_ids:
+        await conn.execute(
+            "SELECT FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", order_ids
+        )
+    for order_id in order_ids:
+        variant_id = orders[order_id]
+        event = await finalize_order_if_done(
+            conn, order_id, correlation_id=by_id[variant_id].correlation_id
+        )
+        if event is not None:
+            events[variant_id].append(event)
+            completed.append(event)
+    return events, statuses + completed
+
+
+async def failed_among(conn: asyncpg.Connection, variant_ids: list[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of these variants are ``failed`` now."""
+    rows = await conn.fetch(
+        "SELECT id FROM song_variants WHERE id = ANY($1::uuid[]) AND status = 'failed'",
+        variant_ids,
+    )
+    return {row["id"] for row in rows}

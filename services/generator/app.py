@@ -44,6 +44,7 @@ from .compat import LoopContext
 from .consumer import DURABLE, consumer_config
 from .deadletters import GeneratorDeadLettered
 from .delivery import NatsDelivery
+from .groups import PipelineGroups
 from .metrics import TimedProvider
 from .pipeline import Pipeline, Policy
 from .providers import concurrency_limit, load_provider, slots_for
@@ -193,9 +194,11 @@ async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
         _log.info(
             "%d variant(s) at once", slots, extra={"provider_limit": concurrency_limit(provider)}
         )
+        policy = Policy.from_settings(settings)
+        # Claims and completions that arrive together share a transaction.
+        groups = PipelineGroups.create(pool, max_attempts=policy.max_attempts, announce=relay.wake)
         workers = VariantWorkers(
-            Pipeline(pool, storage, provider, Policy.from_settings(settings), relay.wake),
-            concurrency=slots,
+            Pipeline(pool, storage, provider, policy, relay.wake, groups), concurrency=slots
         )
         yield workers
 

@@ -27,6 +27,7 @@ from shared.unit_of_work import enqueue, unit_of_work
 
 from .attempt import Abandoned, check_song, run_provider
 from .deadletters import envelope_for, error_text, write_once
+from .groups import ClaimRequest
 from .parsing import Poison, parse_request
 from .providers.base import SongRequest
 from .reports import Outcome, Report
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from shared.storage import Storage
 
     from .delivery import Delivery
+    from .groups import PipelineGroups
     from .providers.base import SongProvider
 
 __all__ = ["Outcome", "Pipeline", "Policy", "Report", "process_request"]
@@ -83,6 +85,8 @@ class Pipeline:
     provider: SongProvider
     policy: Policy
     announce: Callable[[], None]
+    # Claims and completions in group commits; None: each in a transaction of its own.
+    groups: PipelineGroups | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,21 +146,39 @@ async def _generate(
         return await _hand_back(delivery, pipe, claim)
     except Exception as error:  # noqa: BLE001 - any provider or storage failure fails the attempt
         return await _attempt_failed(delivery, pipe, claim, error)
-    async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
-        conn = uow.conn
-        events = await lifecycle.complete_variant(
-            conn, variant.id, order.user_id, attempt=claim.attempt, storage_path=key,
-            title=song.title, lyrics=song.lyrics, duration_seconds=song.duration_seconds,
+    events, failed_meanwhile = await _complete(
+        pipe,
+        lifecycle.Completion(
+            variant.id, order.user_id, attempt=claim.attempt, storage_path=key, title=song.title,
+            lyrics=song.lyrics, duration_seconds=song.duration_seconds,
             correlation_id=claim.correlation_id,
-        )  # fmt: skip
-        await uow.enqueue(*events)
-        # Superseded: this attempt was taken for lost while it ran. If the variant failed
-        # meanwhile, the file just stored belongs to nothing.
-        failed_meanwhile = not events and await lifecycle.is_failed(conn, variant.id)
+        ),
+    )  # fmt: skip
     if failed_meanwhile:
         await _discard_audio(pipe, claim.found)
     await delivery.ack()
     return claim.report(Outcome.COMPLETE if events else Outcome.SUPERSEDED)
+
+
+async def _complete(pipe: Pipeline, done: lifecycle.Completion) -> tuple[list[Event], bool]:
+    """The variant complete (its events), in a group commit or, when its group failed, alone;
+    and whether its variant had failed meanwhile (an attempt superseded while it ran)."""
+    if pipe.groups is not None:
+        grouped = await pipe.groups.completions.submit(done)
+        if grouped is not None:
+            return grouped.events, grouped.failed_meanwhile
+    async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
+        conn = uow.conn
+        events = await lifecycle.complete_variant(
+            conn, done.variant_id, done.user_id, attempt=done.attempt,
+            storage_path=done.storage_path, title=done.title, lyrics=done.lyrics,
+            duration_seconds=done.duration_seconds, correlation_id=done.correlation_id,
+        )  # fmt: skip
+        await uow.enqueue(*events)
+        # Superseded: this attempt was taken for lost while it ran. If the variant failed
+        # meanwhile, the file just stored belongs to nothing.
+        failed_meanwhile = not events and await lifecycle.is_failed(conn, done.variant_id)
+    return events, failed_meanwhile
 
 
 async def _discard_audio(pipe: Pipeline, found: lifecycle.VariantWithOrder) -> None:
@@ -194,8 +216,16 @@ async def _dead_letter_poison(delivery: Delivery, pipe: Pipeline, poison: Poison
 async def _claim(
     delivery: Delivery, pipe: Pipeline, request: VariantRequested, correlation_id: str | None
 ) -> _Claim | Report:
-    """Start an attempt, or say why there is none (and settle nothing: the caller acks)."""
+    """Start an attempt, or say why there is none (and settle nothing: the caller acks).
+    A plainly claimable variant is claimed in a group commit; any other case, or a failed
+    group, is decided here alone, as before."""
     redelivered = delivery.position is not None and delivery.position.delivered > 1
+    if pipe.groups is not None:
+        started = await pipe.groups.claims.submit(
+            ClaimRequest(request.variant_id, redelivered, correlation_id)
+        )
+        if started is not None:
+            return _Claim(request, started.found, started.attempt, correlation_id)
     report: _Claim | Report
     async with unit_of_work(pipe.pool, Caller.service(), wake=pipe.announce) as uow:
         conn = uow.conn
