@@ -4,7 +4,7 @@ import uuid
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get, post
-from litestar.params import FromPath, HeaderParameter
+from litestar.params import FromPath, HeaderParameter, QueryParameter
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_200_OK, HTTP_303_SEE_OTHER
 from pydantic import BaseModel, Field
@@ -63,8 +63,28 @@ class PaymentWebhookController(Controller):
         return WebhookReceipt(outcome=outcome)
 
 
+Outcome = Annotated[
+    str | None, QueryParameter(max_length=20, description="paid or cancelled (Checkout's return)")
+]
+
+
 class CheckoutController(Controller):
     path = "/pay"
+
+    @get("/done", operation_id="getCheckoutDone", include_in_schema=False)
+    async def done(self, outcome: Outcome = None) -> Template:
+        """Where Stripe Checkout sends the customer back (its success and cancel URLs)."""
+        paid = outcome == "paid"
+        return Template(
+            template_name="payments/done.html",
+            context={
+                "heading": "Thank you" if paid else "Payment not completed",
+                "text": "Your songs are being made once the payment is confirmed."
+                if paid
+                else "Nothing was charged. You can pay later from your order.",
+            },
+            headers={"Cache-Control": "no-store"},
+        )
 
     # HTML for people, development only: kept out of the OpenAPI document.
     @get("/{payment_id:uuid}", operation_id="getCheckoutPage", include_in_schema=False)

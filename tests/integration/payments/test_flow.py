@@ -231,3 +231,11 @@ async def test_a_payment_row_is_not_written_by_its_owner(
     )
     assert response.status_code in (400, 422)
     assert response.json()["errors"]
+
+
+async def test_stripe_checkouts_return_to_a_page_of_the_api(paid: httpx.AsyncClient) -> None:
+    thanks = await paid.get("/pay/done?outcome=paid")
+    assert thanks.status_code == 200
+    assert "Thank you" in thanks.text
+    back = await paid.get("/pay/done?outcome=cancelled")
+    assert "Nothing was charged" in back.text
