@@ -8,6 +8,8 @@ from typing import Any
 import orjson
 from litestar.plugins.jinja import JinjaTemplateEngine
 
+from services.api.payments.checkout import format_amount
+
 __all__ = ["age", "configure_templates", "json_pretty", "when"]
 
 
@@ -39,4 +41,6 @@ def json_pretty(value: Any) -> str:
 
 def configure_templates(engine: JinjaTemplateEngine) -> None:
     """The filters the console's templates use (autoescape stays on: Litestar's default)."""
-    engine.engine.filters.update({"when": when, "age": age, "json_pretty": json_pretty})
+    engine.engine.filters.update(
+        {"when": when, "age": age, "json_pretty": json_pretty, "amount": format_amount}
+    )

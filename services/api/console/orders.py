@@ -26,7 +26,6 @@ __all__ = [
     "SEARCH_LIMIT",
     "FoundOrder",
     "OrderPage",
-    "PaymentView",
     "Search",
     "order_page",
     "retry_variant",
@@ -48,12 +47,13 @@ _SERVICE = Caller.service()
 
 # The variants that count in the order's status: not those an upsell's lapsed payment failed.
 _COUNTED = "v.id IS NOT NULL AND vp.lapse_reason IS NULL"
-# The order's status derived in SQL as the contract (and ``derive_status``) defines it:
-# awaiting_payment / cancelled by its own payment, otherwise by its counted variants.
+# The order's status derived in SQL as ``services.api.orders.views.order_out`` derives it (a
+# search filters on it, so it cannot be computed after the query): cancelled / awaiting_payment
+# by the order's own payment, otherwise by its counted variants, as ``derive_status``.
 _STATUS = f"""
 CASE
-    WHEN op.status = 'awaiting' THEN 'awaiting_payment'
     WHEN op.lapse_reason IS NOT NULL THEN 'cancelled'
+    WHEN op.status = 'awaiting' THEN 'awaiting_payment'
     WHEN count(*) FILTER (WHERE {_COUNTED})
         = count(*) FILTER (WHERE {_COUNTED} AND v.status = 'pending') THEN 'pending'
     WHEN count(*) FILTER (WHERE {_COUNTED})
@@ -82,11 +82,6 @@ GROUP BY o.id, op.id
 HAVING $3::text IS NULL OR {_STATUS} = $3
 ORDER BY o.created_at DESC, o.id DESC
 LIMIT $4
-"""
-_PAYMENTS = """
-SELECT id, kind::text AS kind, status::text AS status, amount, currency, checkout_url,
-       created_at, paid_at, refunded_at, lapse_reason
-FROM payments WHERE order_id = $1 ORDER BY created_at, id
 """
 
 
@@ -164,29 +159,9 @@ class VariantView:
 
 
 @dataclass(frozen=True, slots=True)
-class PaymentView:
-    id: uuid.UUID
-    kind: str
-    status: str
-    amount: int
-    currency: str
-    checkout_url: str | None
-    created_at: dt.datetime
-    paid_at: dt.datetime | None
-    refunded_at: dt.datetime | None
-    lapse_reason: str | None
-
-    @property
-    def price(self) -> str:
-        """29.00 EUR: minor units in the currency's major unit."""
-        return f"{self.amount / 100:.2f} {self.currency.upper()}"
-
-
-@dataclass(frozen=True, slots=True)
 class OrderPage:
-    order: OrderOut
+    order: OrderOut  # with its payments (the API's own read of the order)
     variants: list[VariantView]
-    payments: list[PaymentView]
 
 
 def _absolute(public_url: str | None, path: str) -> str:
@@ -197,7 +172,7 @@ async def order_page(
     db: Database, signer: UrlSigner, order_id: uuid.UUID, *, public_url: str | None
 ) -> OrderPage:
     """The order (404 when there is none), each variant's share link and signed audio."""
-    order = await orders.get_order(db, _SERVICE, order_id)
+    order = await orders.get_order(db, _SERVICE, order_id, with_payments=True)
     async with db.run_as(_SERVICE) as conn:
         stored = {
             row["id"]: row["storage_path"]
@@ -207,7 +182,6 @@ async def order_page(
                 order_id,
             )
         }
-        payments = [PaymentView(**dict(row)) for row in await conn.fetch(_PAYMENTS, order_id)]
     views = []
     for variant in order.variants:
         path = stored.get(variant.id)
@@ -216,7 +190,7 @@ async def order_page(
             audio = signer.sign_path(variants.media_path(path)).url
         share = _absolute(public_url, f"/s/{variant.share_token}")
         views.append(VariantView(variant, share, audio))
-    return OrderPage(order, views, payments)
+    return OrderPage(order, views)
 
 
 async def retry_variant(db: Database, variant_id: uuid.UUID, *, correlation_id: str) -> VariantOut:
