@@ -22,8 +22,10 @@ from pydantic import ValidationError
 from services.api.live.hub import EventHub, LiveEvent
 from shared.background import BackgroundTasks
 from shared.events import (
+    SUBJECT_ORDER_CANCELLED,
     SUBJECT_ORDER_COMPLETED,
     SUBJECT_VARIANT_STATUS,
+    OrderCancelled,
     OrderCompleted,
     VariantStatusChanged,
 )
@@ -34,6 +36,7 @@ FEED_SUBJECTS = "serenade.*.*"
 _MODELS: dict[str, type[LiveEvent]] = {
     SUBJECT_VARIANT_STATUS: VariantStatusChanged,
     SUBJECT_ORDER_COMPLETED: OrderCompleted,
+    SUBJECT_ORDER_CANCELLED: OrderCancelled,
 }
 _log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ import functools
 import uuid
 import weakref
 
-from shared.events import OrderCompleted, VariantStatusChanged
+from shared.events import OrderCancelled, OrderCompleted, VariantStatusChanged
 
 __all__ = ["DEFAULT_QUEUE_SIZE", "EventHub", "LiveEvent", "LiveItem", "Signal", "Subscription"]
 
 # Far more than one order ever has in flight (five variants, a few changes each).
 DEFAULT_QUEUE_SIZE = 64
 
-LiveEvent = VariantStatusChanged | OrderCompleted
+LiveEvent = VariantStatusChanged | OrderCompleted | OrderCancelled
 
 
 class Signal(enum.Enum):

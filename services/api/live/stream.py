@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, Iterator
 from dataclasses import dataclass
 
 import asyncpg
+import orjson
 from litestar.response import ServerSentEventMessage
 
 from services.api.common.database import Database
@@ -23,7 +24,7 @@ from services.api.common.problems import NotFound
 from services.api.live.hub import EventHub, LiveEvent, Signal, Subscription
 from shared.db import DATABASE_UNREACHABLE, Caller, act_as_service
 from shared.enums import GenerationStatus
-from shared.events import OrderCompleted, VariantStatusChanged
+from shared.events import OrderCancelled, OrderCompleted, VariantStatusChanged
 
 __all__ = ["KEEP_ALIVE", "OrderStream", "Snapshot", "open_order_stream", "read_snapshot"]
 
@@ -39,7 +40,9 @@ _WATERMARK = (
 # One statement, so one view of the database: the variants and the events they reflect.
 _SNAPSHOT = (
     "SELECT v.id, v.variant_number, v.status, v.attempts, v.error, v.updated_at, o.user_id,"
-    " ARRAY(SELECT event_id FROM outbox WHERE id >= $2 AND payload->>'order_id' = $3) AS announced"
+    " ARRAY(SELECT event_id FROM outbox WHERE id >= $2 AND payload->>'order_id' = $3) AS announced,"
+    " (SELECT p.lapse_reason FROM payments p WHERE p.order_id = o.id AND p.kind = 'order')"
+    " AS cancelled"
     " FROM orders o JOIN song_variants v ON v.order_id = o.id"
     " WHERE o.id = $1 ORDER BY v.variant_number"
 )
@@ -52,14 +55,23 @@ class Snapshot:
     order_id: uuid.UUID
     variants: tuple[VariantStatusChanged, ...]
     announced: frozenset[uuid.UUID]
+    # Why the order's own payment lapsed ('cancelled' or 'expired'), with payments on.
+    cancelled: str | None = None
 
     @property
     def final(self) -> bool:
         return bool(self.variants) and all(v.status.is_final for v in self.variants)
 
-    def completion(self) -> OrderCompleted:
-        """The ``orders.completed`` event of a final snapshot."""
+    def completion(self) -> OrderCompleted | OrderCancelled:
+        """The ``orders.completed`` (or ``orders.cancelled``) event of a final snapshot."""
         assert self.final
+        if self.cancelled is not None:
+            return OrderCancelled(
+                order_id=self.order_id,
+                user_id=self.variants[0].user_id,
+                reason="expired" if self.cancelled == "expired" else "cancelled",
+                occurred_at=max(v.occurred_at for v in self.variants),
+            )
         failed = any(v.status is GenerationStatus.FAILED for v in self.variants)
         return OrderCompleted(
             order_id=self.order_id,
@@ -85,7 +97,7 @@ async def _snapshot(conn: asyncpg.Connection, order_id: uuid.UUID, watermark: in
         for row in rows
     )
     announced = frozenset(rows[0]["announced"]) if rows else frozenset[uuid.UUID]()
-    return Snapshot(order_id, variants, announced)
+    return Snapshot(order_id, variants, announced, rows[0]["cancelled"] if rows else None)
 
 
 async def _subscribe_and_read(
@@ -126,6 +138,10 @@ def _message(event: LiveEvent) -> ServerSentEventMessage:
     """The event as SSE, its ``event_id`` as the ``id:`` line. A snapshot's events are made from
     the state read (fresh ids, no correlation id); a client that reconnects, ``Last-Event-ID``
     or not, gets a new snapshot first, so it misses no state."""
+    if isinstance(event, OrderCancelled):
+        # The order's end, as orders.completed's fields with status ``cancelled`` (and why).
+        data = orjson.dumps({**event.model_dump(mode="json"), "status": "cancelled"}).decode()
+        return ServerSentEventMessage(event="order", data=data, id=str(event.event_id))
     kind = "order" if isinstance(event, OrderCompleted) else "variant"
     return ServerSentEventMessage(event=kind, data=event.model_dump_json(), id=str(event.event_id))
 
@@ -194,7 +210,7 @@ class OrderStream:
         """The message for a live event, or None when the client already has its news."""
         if event.event_id in self._announced:
             return None
-        if isinstance(event, OrderCompleted):
+        if isinstance(event, (OrderCompleted, OrderCancelled)):
             self.done = True
             return _message(event)
         return _message(event) if self._changes(event) else None
