@@ -31,9 +31,10 @@ _SUMMARY_END = "Ctrl-C stops everything."
 class DevStack:
     """``serenade dev`` in a folder of its own, its output read line by line."""
 
-    def __init__(self, folder: Path, port: int) -> None:
+    def __init__(self, folder: Path, port: int, env: dict[str, str] | None = None) -> None:
         self.folder = folder
         self.port = port
+        self.env = env or {}
         self.lines: queue.Queue[str] = queue.Queue()
         self.output: list[str] = []
         self.process: subprocess.Popen[str] | None = None
@@ -41,6 +42,7 @@ class DevStack:
     def start(self) -> None:
         env = {key: value for key, value in os.environ.items() if not key.startswith("SERENADE_")}
         env["SERENADE_API_PORT"] = str(self.port)
+        env.update(self.env)
         self.process = subprocess.Popen(
             [str(Path(sys.executable).parent / "serenade"), "dev"],
             cwd=self.folder,
