@@ -41,11 +41,12 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.js import JetStreamContext
 
-__all__ = ["SECRET", "Stack", "StackOptions"]
+__all__ = ["PAYMENT_WEBHOOK_SECRET", "SECRET", "Stack", "StackOptions"]
 
 # The API tests' secret (tests/integration/api/support.py): their negative token suite, signed
 # with it, runs against the stack (test_access checks that the two agree).
 SECRET = "api-test-secret-" + "s" * 48
+PAYMENT_WEBHOOK_SECRET = "whsec_drill_" + "p" * 32
 # What the postgres image runs at its first start in the documented deployment.
 INIT_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "10-serenade-roles.sql"
 LOGIN_ROLE = "serenade"
@@ -69,6 +70,8 @@ class StackOptions:
     durable_postgres: bool = False
     # 0: one nats-server; n: a cluster of n with the stream at n replicas.
     cluster: int = 0
+    # "off" (orders are free, as in every drill but the payments one) or "local".
+    payments: str = "off"
 
 
 @dataclass
@@ -189,6 +192,8 @@ class Stack:
             generator_ack_wait=options.ack_wait,
             generator_concurrency=options.generator_concurrency,
             generator_shutdown_grace=options.shutdown_grace,
+            payments=options.payments,
+            payment_webhook_secret=None if options.payments == "off" else PAYMENT_WEBHOOK_SECRET,
         )
 
     async def stop(self) -> None:
