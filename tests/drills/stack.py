@@ -32,6 +32,7 @@ from services.launcher import (
 from shared.db import connect
 from shared.settings import Settings
 from shared.stream import ensure_stream
+from tests.cases.tokens import SECRET
 from tests.drills.cluster import NatsCluster
 
 if TYPE_CHECKING:
@@ -43,9 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PAYMENT_WEBHOOK_SECRET", "SECRET", "Stack", "StackOptions"]
 
-# The API tests' secret (tests/integration/api/support.py): their negative token suite, signed
-# with it, runs against the stack (test_access checks that the two agree).
-SECRET = "api-test-secret-" + "s" * 48
+# SECRET (tests/cases/tokens.py) is the API tests' signing secret: the stack signs with it, so the
+# negative token suite means the same over HTTP as in process.
 PAYMENT_WEBHOOK_SECRET = "whsec_drill_" + "p" * 32
 # What the postgres image runs at its first start in the documented deployment.
 INIT_SCRIPT = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "10-serenade-roles.sql"

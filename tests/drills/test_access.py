@@ -1,15 +1,14 @@
 """Drill 8: access, against the running stack.
 
-- The JWT negative suite (tests/integration/api/test_auth.py's bad tokens) over HTTP: every one
-  is 401 problem details with a Bearer challenge; roles reach only their endpoints, a stranger's
-  order is 404.
-- Every console route (tests/integration/api/test_console_access.py's list) without a session,
-  with a user's and with a service_role bearer token: a 303 to the sign-in form, never cached,
-  never framed; a user's token cannot sign in; the console's cookie opens nothing under /v1.
+- The JWT negative suite (tests/cases/tokens.py) over HTTP: every one is 401 problem details
+  with a Bearer challenge; roles reach only their endpoints, a stranger's order is 404.
+- Every console route (tests/cases/console.py) without a session, with a user's and with a
+  service_role bearer token: a 303 to the sign-in form, never cached, never framed; a user's
+  token cannot sign in; the console's cookie opens nothing under /v1.
 - The signed-URL tamper suite over HTTP, for owner audio (``/media``) and share audio: altered
   path, expiry or signature, missing parameters, an expired signature, and traversals: each
   refused, never served.
-- The row-level security matrix (tests/integration/rls_matrix.py) in the drill's database.
+- The row-level security matrix (tests/cases/rls_matrix.py) in the drill's database.
 - A static check of the schema: no ``USING (true)`` / ``WITH CHECK (true)`` policy for anon or
   authenticated; no SECURITY DEFINER function without a fixed search_path; row-level security
   enabled and forced on every table in public; the services' login role (the documented
@@ -31,13 +30,12 @@ from services.api.common.signing import UrlSigner
 from services.launcher import wait_until
 from shared.auth import issue_token
 from shared.db import Role
+from tests.cases.console import ROUTES as CONSOLE_ROUTES
+from tests.cases.media import TRAVERSALS
+from tests.cases.rls_matrix import build_cases, evaluate, seed_world
+from tests.cases.tokens import BAD_TOKENS
 from tests.drills.load import LoadDriver
 from tests.drills.stack import LOGIN_ROLE, SECRET, Stack, StackOptions, running_stack
-from tests.integration.api.support import SECRET as API_TEST_SECRET
-from tests.integration.api.test_auth import BAD_TOKENS
-from tests.integration.api.test_console_access import ROUTES as CONSOLE_ROUTES
-from tests.integration.api.test_media import TRAVERSALS
-from tests.integration.rls_matrix import build_cases, evaluate, seed_world
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -132,8 +130,8 @@ async def stack_current_user(stack: Stack) -> str:
 
 
 async def _jwt_suite(client: httpx.AsyncClient) -> list[str]:
-    # The suite's tokens signed with the right key must be refused for what else is wrong.
-    assert SECRET == API_TEST_SECRET, "the drill stack signs with the API tests' secret"
+    # The stack signs with the suite's secret: the tokens signed with the right key must be
+    # refused for what else is wrong.
     wrong = []
     for name, token in BAD_TOKENS.items():
         # Over the wire a header value cannot end in a space: "Bearer " goes as "Bearer".

@@ -26,6 +26,7 @@ import httpx
 
 from shared.auth import issue_token
 from shared.db import Role
+from tests.cases.schemathesis import CHECKS
 from tests.drills.load import LoadDriver, looks_like_a_stack_trace
 from tests.drills.stack import SECRET, Stack, StackOptions, running_stack
 
@@ -191,8 +192,6 @@ async def _burst(stack: Stack, size: int, order: dict[str, Any]) -> tuple[Counte
 
 
 def _schemathesis(base: str, examples: int, *headers: str) -> subprocess.CompletedProcess[str]:
-    from tests.integration.api.test_schemathesis import CHECKS  # noqa: PLC0415
-
     command = [
         str(Path(sys.executable).parent / "schemathesis"), "run", f"{base}/schema/openapi.json",
         "--checks", CHECKS, "--max-examples", str(examples),

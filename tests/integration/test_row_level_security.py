@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 
 from shared.db import Caller, connect, take_caller, transaction
-from tests.integration.rls_matrix import World, build_cases, evaluate, seed_world
+from tests.cases.rls_matrix import World, build_cases, evaluate, seed_world
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator

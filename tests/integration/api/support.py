@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.auth import issue_token
 from shared.storage import audio_path, content_type_for, storage_from_url
+from tests.cases.tokens import SECRET
 
 if TYPE_CHECKING:
     import asyncpg
@@ -18,7 +19,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ORDER", "SECRET", "World", "bearer"]
 
-SECRET = "api-test-secret-" + "s" * 48
 ORDER: dict[str, Any] = {
     "recipient_name": "Ada",
     "occasion": "birthday",

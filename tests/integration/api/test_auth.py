@@ -2,63 +2,21 @@
 
 from __future__ import annotations
 
-import base64
-import json
-import time
 import uuid
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import jwt
 import pytest
 
 from shared.auth import issue_token
 from shared.db import Role
-from tests.integration.api.support import ORDER, SECRET
+from tests.cases.tokens import BAD_TOKENS, SECRET, claims
+from tests.integration.api.support import ORDER
 
 if TYPE_CHECKING:
     import httpx
 
     from tests.integration.api.support import World
-
-USER = str(uuid.uuid4())
-
-
-def _claims(**changes: Any) -> dict[str, Any]:
-    claims = {
-        "sub": USER,
-        "role": "authenticated",
-        "aud": "authenticated",
-        "exp": time.time() + 600,
-    }
-    claims.update(changes)
-    return {key: value for key, value in claims.items() if value is not None}
-
-
-def _unsigned(claims: dict[str, Any]) -> str:
-    def part(value: dict[str, Any]) -> str:
-        return base64.urlsafe_b64encode(json.dumps(value).encode()).rstrip(b"=").decode()
-
-    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}."
-
-
-BAD_TOKENS = {
-    "alg none": _unsigned(_claims()),
-    "alg none, service_role": _unsigned({"role": "service_role", "exp": time.time() + 600}),
-    "HS512": jwt.encode(_claims(), SECRET, algorithm="HS512"),
-    "wrong secret": jwt.encode(_claims(), "another-secret-" + "y" * 32, algorithm="HS256"),
-    "forged service_role": jwt.encode(
-        {"role": "service_role", "exp": time.time() + 600}, "guess" * 8, algorithm="HS256"
-    ),
-    "expired": jwt.encode(_claims(exp=time.time() - 60), SECRET, algorithm="HS256"),
-    "no exp": jwt.encode(_claims(exp=None), SECRET, algorithm="HS256"),
-    "wrong aud": jwt.encode(_claims(aud="anon"), SECRET, algorithm="HS256"),
-    "missing aud": jwt.encode(_claims(aud=None), SECRET, algorithm="HS256"),
-    "sub not a uuid": jwt.encode(_claims(sub="alice"), SECRET, algorithm="HS256"),
-    "unknown role": jwt.encode(_claims(role="superuser"), SECRET, algorithm="HS256"),
-    "malformed": "not.a.token",
-    "garbage header": "eyJhbGciOi.eyJzdWIi.sig",
-    "empty after scheme": "",
-}
 
 
 @pytest.mark.parametrize("token", list(BAD_TOKENS.values()), ids=list(BAD_TOKENS))
@@ -91,7 +49,7 @@ async def test_anonymous_callers_get_401_on_every_orders_and_variants_endpoint(
     client: httpx.AsyncClient,
 ) -> None:
     some = uuid.uuid4()
-    anon_token = {"Authorization": f"Bearer {jwt.encode(_claims(role='anon', aud=None), SECRET)}"}
+    anon_token = {"Authorization": f"Bearer {jwt.encode(claims(role='anon', aud=None), SECRET)}"}
     for headers in ({}, anon_token):
         answers = [
             await client.post("/v1/orders", json=ORDER, headers=headers),

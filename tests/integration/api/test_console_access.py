@@ -1,7 +1,7 @@
 """The console's door: sign-in, the session cookie, sign-out, CSRF, headers, redirects.
 
-Every console route is listed in ``ROUTES``; the access suite below walks all of them, so a
-new route that forgets the session check fails here.
+Every console route is listed in ``tests.cases.console.ROUTES``; the access suite below walks all
+of them, so a new route that forgets the session check fails here.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from services.api.app import create_app
 from services.api.console.signin import safe_next
 from shared.auth import issue_token
 from shared.db import Role
+from tests.cases.console import OPEN_ROUTES, ROUTES
 from tests.integration.api.conftest import api_settings, serve
 from tests.integration.api.console_support import (
     browser_client,
@@ -36,28 +37,6 @@ if TYPE_CHECKING:
 
     from shared.settings import Settings
     from tests.integration.api.support import World
-
-SOME = uuid.uuid4()
-# Every console route that needs a session: (method, path).
-ROUTES = [
-    ("GET", "/console"),
-    ("GET", "/console/system/figures"),
-    ("GET", "/console/dead-letters"),
-    ("GET", f"/console/dead-letters/{SOME}"),
-    ("GET", "/console/dead-letters/replay-all"),
-    ("POST", "/console/dead-letters/replay-all"),
-    ("POST", f"/console/dead-letters/{SOME}/replay"),
-    ("GET", "/console/orders"),
-    ("GET", f"/console/orders/{SOME}"),
-    ("POST", f"/console/variants/{SOME}/retry"),
-    ("POST", "/console/logout"),
-]
-# Open to anyone: the sign-in form and the console's own style sheet and script.
-OPEN_ROUTES = [
-    ("GET", "/console/login"),
-    ("GET", "/console/static/console.css"),
-    ("GET", "/console/static/console.js"),
-]
 
 
 def assert_console_headers(response: httpx.Response) -> None:

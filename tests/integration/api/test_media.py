@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from services.api.common.signing import UrlSigner
+from tests.cases.media import TRAVERSALS
 from tests.integration.api.support import AUDIO, SECRET
 
 if TYPE_CHECKING:
@@ -119,17 +120,6 @@ async def test_an_expired_signed_url_is_403(client: httpx.AsyncClient, world: Wo
 
     assert response.status_code == 403
     assert "expired" in response.json()["detail"]
-
-
-TRAVERSALS = [
-    "/media/../../etc/passwd",
-    "/media/%2e%2e/%2e%2e/etc/passwd",
-    "/media/..%2f..%2fetc%2fpasswd",
-    "/media/%2Fetc%2Fpasswd",
-    "/media//etc/passwd",
-    "/media/a/..%5c..%5cetc",
-    "/media/%252e%252e/etc",
-]
 
 
 @pytest.mark.parametrize("raw_path", TRAVERSALS)

@@ -15,21 +15,12 @@ import pytest
 from services.launcher import ServiceProcess, free_port
 from shared.auth import issue_token
 from shared.db import Role
+from tests.cases.schemathesis import CHECKS
 from tests.integration.api.conftest import api_settings
 from tests.integration.api.support import SECRET, bearer
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
-
-CHECKS = ",".join(
-    [
-        "not_a_server_error",
-        "status_code_conformance",
-        "content_type_conformance",
-        "response_headers_conformance",
-        "response_schema_conformance",
-    ]
-)
 
 
 @pytest.fixture(scope="module")
