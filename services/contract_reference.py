@@ -12,12 +12,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import annotated_types
+from litestar import Litestar
+from litestar.routes import HTTPRoute
 from pydantic import SecretStr
 
-from services.api.client_schemas import openapi_document
+from services.api.client_schemas import document_app, openapi_document
+from services.api.common.auth import service_only, user_only, user_or_service
 from services.api.common.problems import FieldError, Problem
 from shared.contract_docs import CONTRACT_SUBJECTS
 from shared.events import CORRELATION_HEADER, STREAM_NAME, Event
@@ -75,7 +78,7 @@ Conventions:
   `event_id`s and a null `correlation_id`. A client that reconnects (with `Last-Event-ID` or
   without) gets the current state first again, so it misses nothing.
 
-| method and path | bearer token | what |
+| method and path | who (from the route's guards) | what |
 | --- | --- | --- |
 """
 
@@ -180,7 +183,7 @@ def render() -> str:
     """The whole reference, as committed."""
     parts = [
         _HEADER,
-        _HTTP.replace("{correlation}", CORRELATION_HEADER) + _operations(openapi_document()),
+        _HTTP.replace("{correlation}", CORRELATION_HEADER) + _operations(document_app()),
         _ACCESS,
         _errors(),
         _EVENTS.replace("{stream}", STREAM_NAME) + _events(),
@@ -193,18 +196,42 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
-def _operations(document: dict[str, Any]) -> str:
+# Each guard of the API (by identity) and the callers it lets through.
+_GUARDED: Final[dict[object, str]] = {
+    user_only: "authenticated: the owner (`service_role` 403)",
+    user_or_service: "authenticated (the owner) or `service_role`",
+    service_only: "`service_role`",
+}
+
+
+def _who(app: Litestar) -> dict[tuple[str, str], str]:
+    """(method, path) -> who may call it, from each route's guards."""
+    found: dict[tuple[str, str], str] = {}
+    for route in app.routes:
+        if not isinstance(route, HTTPRoute):
+            continue
+        for handler in route.route_handlers:
+            guards = handler.resolve_guards()
+            if len(guards) > 1 or any(guard not in _GUARDED for guard in guards):
+                raise ValueError(f"describe the guards of {route.path_format} here")
+            who = _GUARDED[guards[0]] if guards else "anyone"
+            for method in handler.http_methods:
+                found[(method.lower(), route.path_format)] = who
+    return found
+
+
+def _operations(app: Litestar) -> str:
+    who = _who(app)
     rows = []
-    for path, item in document["paths"].items():
+    for path, item in openapi_document(app)["paths"].items():
         for method in _HTTP_METHODS:
             operation = item.get(method)
             if operation is None:
                 continue
-            token = "required" if operation.get("security") else "none"
             what = _cell(operation.get("description") or operation.get("summary") or "")
-            rows.append(f"| `{method.upper()} {path}` | {token} | {what} |")
+            rows.append(f"| `{method.upper()} {path}` | {who[(method, path)]} | {what} |")
     rows.append(
-        "| `GET /s/{share_token}` | none | The share page: an HTML page with the title, lyrics "
+        "| `GET /s/{share_token}` | anyone | The share page: an HTML page with the title, lyrics "
         "and an audio player (not in the OpenAPI document: it is HTML). |"
     )
     return "\n".join(rows) + "\n"

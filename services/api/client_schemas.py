@@ -11,18 +11,28 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
+from litestar import Litestar
+
 from services.api.app import create_app
 from shared.contract_docs import events_json_schema, render_json
 from shared.settings import Settings
 
-__all__ = ["EVENTS_FILE", "OPENAPI_FILE", "events_schema_bytes", "main", "openapi_bytes"]
+__all__ = [
+    "EVENTS_FILE",
+    "OPENAPI_FILE",
+    "document_app",
+    "events_schema_bytes",
+    "main",
+    "openapi_bytes",
+    "openapi_document",
+]
 
 OPENAPI_FILE: Final = "openapi.json"
 EVENTS_FILE: Final = "events.schema.json"
 
 
-def openapi_document() -> dict[str, Any]:
-    """The API's OpenAPI document, built in this process: no server, no lifespan, no I/O."""
+def document_app() -> Litestar:
+    """The API's app, only to describe it: no server, no lifespan, no I/O."""
     # Placeholder values only: making the app reads no database and signs nothing.
     settings = Settings(
         database_url="postgresql://localhost:5432/serenade",
@@ -30,7 +40,12 @@ def openapi_document() -> dict[str, Any]:
         jwt_secret="not-a-secret-only-for-documents",  # noqa: S106
         storage_url="file:///nonexistent/serenade-storage",
     )
-    document: dict[str, Any] = create_app(settings).openapi_schema.to_schema()
+    return create_app(settings)
+
+
+def openapi_document(app: Litestar | None = None) -> dict[str, Any]:
+    """The API's OpenAPI document, built in this process."""
+    document: dict[str, Any] = (app or document_app()).openapi_schema.to_schema()
     return document
 
 

@@ -32,6 +32,11 @@ def test_reference_names_every_setting_event_and_operation() -> None:
         assert f"`{subject.address}`" in text
     for operation in ("`POST /v1/orders`", "`GET /v1/share/{share_token}`", "`GET /media/"):
         assert operation in text
+    # Who may call what, read from the routes' guards.
+    assert "| `GET /v1/admin/failed-jobs` | `service_role` |" in text
+    assert "| `GET /v1/share/{share_token}` | anyone |" in text
+    assert "| `POST /v1/orders` | authenticated: the owner (`service_role` 403) |" in text
+    assert "| `GET /v1/orders/{order_id}` | authenticated (the owner) or `service_role` |" in text
     for pointer in ("/schema/openapi.json", "docs/asyncapi/generator.json", "problem+json"):
         assert pointer in text
 
