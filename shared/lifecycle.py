@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shared.enums import GenerationStatus
 from shared.events import Event, OrderCompleted, VariantStatusChanged
-from shared.payment_rules import LAPSED_VARIANT, refund_if_all_paid_failed
+from shared.payment_rules import LAPSED_VARIANT, PAID_OR_FREE, refund_if_all_paid_failed
 from shared.rows import OrderRow, SongVariantRow
 
 if TYPE_CHECKING:
@@ -97,9 +97,9 @@ async def start_attempt(
     one more attempt. Returns the attempt number and its event, or None when the variant is
     already final (a duplicate or stale request, to acknowledge and ignore)."""
     row = await conn.fetchrow(
-        "UPDATE song_variants SET status = 'generating', attempts = attempts + 1,"
+        "UPDATE song_variants v SET status = 'generating', attempts = attempts + 1,"
         " started_at = now(), completed_at = NULL"
-        " WHERE id = $1 AND status IN ('pending', 'generating') " + _RETURNING,
+        f" WHERE id = $1 AND status IN ('pending', 'generating') AND {PAID_OR_FREE} " + _RETURNING,
         variant_id,
     )
     if row is None:
@@ -294,6 +294,7 @@ async def start_attempts(
         " started_at = now(), completed_at = NULL FROM orders o"
         " WHERE v.id = ANY($1::uuid[]) AND o.id = v.order_id AND (v.status = 'pending'"
         "  OR (v.status = 'generating' AND v.id = ANY($2::uuid[]) AND v.attempts < $3))"
+        f" AND {PAID_OR_FREE}"
         " RETURNING to_jsonb(v) AS variant, to_jsonb(o) AS order_row",
         variant_ids,
         redelivered,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "LAPSED_VARIANT",
+    "PAID_OR_FREE",
     "PAYMENTS_SERVICE",
     "REFUND_SUBJECT",
     "UNPAID_ORDER",
@@ -37,6 +38,13 @@ WEBHOOK_SUBJECT = "serenade.payments.webhook"
 # or expired): it was never generated and counts neither for the order's status nor completion.
 LAPSED_VARIANT = (
     "EXISTS (SELECT FROM payments lp WHERE lp.id = v.payment_id AND lp.lapse_reason IS NOT NULL)"
+)
+
+# SQL condition (on a song_variants row ``v``): its payment, when it has one, is paid. The
+# generator claims only such variants: a request for one not paid (forged, or raced by a
+# cancellation) is acknowledged and nothing is generated.
+PAID_OR_FREE = (
+    "NOT EXISTS (SELECT FROM payments gp WHERE gp.id = v.payment_id AND gp.status <> 'paid')"
 )
 
 # SQL condition (on an orders row ``o``): its own payment was never paid. Occasion reminders

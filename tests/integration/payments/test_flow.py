@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from shared.auth import issue_token
 from shared.db import Role
-from shared.lifecycle import fail_variant
+from shared.lifecycle import fail_variant, start_attempt, start_attempts
 from tests.integration.api.support import SECRET
 from tests.integration.payments.support import (
     checkout_completed,
@@ -239,3 +239,23 @@ async def test_stripe_checkouts_return_to_a_page_of_the_api(paid: httpx.AsyncCli
     assert "Thank you" in thanks.text
     back = await paid.get("/pay/done?outcome=cancelled")
     assert "Nothing was charged" in back.text
+
+
+async def test_the_generator_never_claims_a_variant_that_is_not_paid(
+    paid: httpx.AsyncClient, shop: World, pool: asyncpg.Pool
+) -> None:
+    # A forged or stale request for an unpaid variant: the claim finds nothing to start.
+    order = await shop.order(paid)
+    variant_ids = [uuid.UUID(v["id"]) for v in order["variants"]]
+    async with pool.acquire() as conn, conn.transaction():
+        assert await start_attempt(conn, variant_ids[0], uuid.UUID(order["user_id"])) is None
+        claimed = await start_attempts(
+            conn, variant_ids, redelivered=[], max_attempts=3, correlation_ids={}
+        )
+    assert claimed == {}
+    await _pay(paid, order["payment"])
+    async with pool.acquire() as conn, conn.transaction():
+        claimed = await start_attempts(
+            conn, variant_ids, redelivered=[], max_attempts=3, correlation_ids={}
+        )
+    assert set(claimed) == set(variant_ids)
