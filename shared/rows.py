@@ -75,6 +75,8 @@ class SongVariantRow(TableRow):
     completed_at: dt.datetime | None
     # The payment that buys it (migration 0060); None with payments off.
     payment_id: uuid.UUID | None = None
+    # The upsell request's Idempotency-Key that made it (migration 0080).
+    idempotency_key: str | None = None
 
 
 class FailedJobRow(TableRow):

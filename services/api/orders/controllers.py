@@ -28,6 +28,16 @@ IdempotencyKey = Annotated[
     ),
 ]
 
+UpsellKey = Annotated[
+    str | None,
+    HeaderParameter(
+        name="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Retry-safe upsell: the same key on the same order returns the first variant.",
+    ),
+]
+
 _REPLAYED = ResponseSpec(
     OrderOut,
     description="The order an earlier request with this Idempotency-Key created "
@@ -132,16 +142,39 @@ class OrderController(Controller):
         response_description="The new variant, pending.",
         guards=[user_only],
         status_code=HTTP_201_CREATED,
-        responses=problem_responses(400, 401, 403, 404, 409, 503),
+        responses={
+            HTTP_200_OK: ResponseSpec(
+                VariantOut,
+                description="The variant an earlier upsell with this Idempotency-Key made "
+                "(header Idempotent-Replayed: true).",
+            ),
+            **problem_responses(400, 401, 403, 404, 409, 503),
+        },
     )
     async def add_variant(
-        self, ctx: Ctx, db: Db, billing: Bill, order_id: FromPath[uuid.UUID]
-    ) -> VariantOut:
+        self,
+        *,
+        ctx: Ctx,
+        db: Db,
+        billing: Bill,
+        order_id: FromPath[uuid.UUID],
+        idempotency_key: UpsellKey = None,
+    ) -> Response[VariantOut]:
         """The +1 upsell: add the order's next variant and queue it (with payments on: once
         its own payment is paid)."""
-        return await variants.upsell(
-            db, ctx.caller, order_id, correlation_id=ctx.correlation_id, billing=billing
+        upsold = await variants.upsell(
+            db,
+            ctx.caller,
+            order_id,
+            correlation_id=ctx.correlation_id,
+            billing=billing,
+            idempotency_key=idempotency_key,
         )
+        if upsold.replayed:
+            return Response(
+                upsold.variant, status_code=HTTP_200_OK, headers={"Idempotent-Replayed": "true"}
+            )
+        return Response(upsold.variant, status_code=HTTP_201_CREATED)
 
 
 class VariantController(Controller):

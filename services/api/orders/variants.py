@@ -2,6 +2,7 @@
 
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 
 import asyncpg
 
@@ -10,7 +11,7 @@ from services.api.common.database import Database
 from services.api.common.problems import Conflict, NotFound
 from services.api.common.signing import UrlSigner
 from services.api.orders.schemas import AudioLink, VariantOut
-from services.api.orders.views import VARIANT_COLUMNS, payment_out, variant_out
+from services.api.orders.views import PAYMENT_COLUMNS, VARIANT_COLUMNS, payment_out, variant_out
 from shared.db import Caller, act_as_service
 from shared.enums import GenerationStatus, PaymentKind, RequestReason
 from shared.events import VariantRequested
@@ -19,7 +20,7 @@ from shared.outbox import enqueue
 from shared.payments.ledger import open_payment
 from shared.requeue import ReplayError, requeue_failed_variant
 
-__all__ = ["MAX_VARIANTS", "audio_link", "media_path", "retry", "upsell"]
+__all__ = ["MAX_VARIANTS", "Upsold", "audio_link", "media_path", "retry", "upsell"]
 
 MAX_VARIANTS = 5
 
@@ -29,17 +30,34 @@ def media_path(storage_path: str) -> str:
     return f"/media/{storage_path}"
 
 
+@dataclass(frozen=True, slots=True)
+class Upsold:
+    variant: VariantOut
+    replayed: bool
+
+
 async def upsell(
-    db: Database, caller: Caller, order_id: uuid.UUID, *, correlation_id: str, billing: Billing
-) -> VariantOut:
+    db: Database,
+    caller: Caller,
+    order_id: uuid.UUID,
+    *,
+    correlation_id: str,
+    billing: Billing,
+    idempotency_key: str | None = None,
+) -> Upsold:
     """Add the order's next variant and queue it; 409 when it already has five. With payments
     on, only once the order is paid and no other upsell awaits payment: the variant waits for
-    a payment of its own, which queues it when paid."""
+    a payment of its own, which queues it when paid. The same ``idempotency_key`` on the same
+    order returns the first request's variant (and payment) instead of making another."""
     async with db.run_as(caller) as conn:
         if await conn.fetchval("SELECT 1 FROM orders WHERE id = $1", order_id) is None:
             raise NotFound("no such order")
         # Two upsells of one order at once: the second waits and then sees the first's variant.
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 5))", str(order_id))
+        if idempotency_key is not None:
+            earlier = await _earlier_upsell(conn, order_id, idempotency_key, billing.on)
+            if earlier is not None:
+                return Upsold(earlier, replayed=True)
         if billing.on:
             await _require_paid_order(conn, order_id)
         highest = await conn.fetchval(
@@ -49,10 +67,11 @@ async def upsell(
         if highest >= MAX_VARIANTS:
             raise Conflict(f"the order already has {MAX_VARIANTS} variants")
         row = await conn.fetchrow(
-            "INSERT INTO song_variants (order_id, variant_number) VALUES ($1, $2)"
-            f" RETURNING {VARIANT_COLUMNS}",
+            "INSERT INTO song_variants (order_id, variant_number, idempotency_key)"
+            f" VALUES ($1, $2, $3) RETURNING {VARIANT_COLUMNS}",
             order_id,
             highest + 1,
+            idempotency_key,
         )
         await act_as_service(conn)
         if billing.terms is not None:
@@ -79,11 +98,30 @@ async def upsell(
                 ),
             )
     if bought is None:
-        return variant_out(row)
+        return Upsold(variant_out(row), replayed=False)
     if bought.checkout_url is None:
         url = await open_checkout(db, billing, bought.id)
         bought = bought.model_copy(update={"checkout_url": url})
-    return variant_out({**dict(row), "payment_id": bought.id}, bought)
+    return Upsold(variant_out({**dict(row), "payment_id": bought.id}, bought), replayed=False)
+
+
+async def _earlier_upsell(
+    conn: asyncpg.Connection, order_id: uuid.UUID, key: str, with_payments: bool
+) -> VariantOut | None:
+    row = await conn.fetchrow(
+        f"SELECT {VARIANT_COLUMNS} FROM song_variants WHERE order_id = $1 AND idempotency_key = $2",
+        order_id,
+        key,
+    )
+    if row is None:
+        return None
+    payment = None
+    if with_payments and row["payment_id"] is not None:
+        paid_for = await conn.fetchrow(
+            f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE id = $1", row["payment_id"]
+        )
+        payment = None if paid_for is None else payment_out(paid_for)
+    return variant_out(row, payment)
 
 
 async def _require_paid_order(conn: asyncpg.Connection, order_id: uuid.UUID) -> None:

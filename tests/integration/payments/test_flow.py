@@ -259,3 +259,40 @@ async def test_the_generator_never_claims_a_variant_that_is_not_paid(
             conn, variant_ids, redelivered=[], max_attempts=3, correlation_ids={}
         )
     assert set(claimed) == set(variant_ids)
+
+
+async def test_an_upsell_with_the_same_idempotency_key_returns_the_first_one(
+    paid: httpx.AsyncClient, shop: World, pool: asyncpg.Pool
+) -> None:
+    order = await shop.order(paid)
+    await _pay(paid, order["payment"])
+    url = f"/v1/orders/{order['id']}/variants"
+    key = {"Idempotency-Key": f"up-{uuid.uuid4()}"}
+    first = await paid.post(url, headers=shop.a | key)
+    assert first.status_code == 201, first.text
+    again = await paid.post(url, headers=shop.a | key)
+    assert again.status_code == 200
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.json() == first.json()
+    kinds = await pool.fetch(
+        "SELECT kind::text AS kind FROM payments WHERE order_id = $1", uuid.UUID(order["id"])
+    )
+    assert sorted(row["kind"] for row in kinds) == ["order", "upsell"]
+    count = await pool.fetchval(
+        "SELECT count(*) FROM song_variants WHERE order_id = $1", uuid.UUID(order["id"])
+    )
+    assert count == 4
+
+
+async def test_with_payments_off_an_upsell_key_is_replayed_too(
+    client: httpx.AsyncClient, world: World, pool: asyncpg.Pool
+) -> None:
+    order = await world.order(client)
+    url = f"/v1/orders/{order['id']}/variants"
+    key = {"Idempotency-Key": "same-upsell"}
+    first = await client.post(url, headers=world.a | key)
+    again = await client.post(url, headers=world.a | key)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert first.json()["payment"] is None
+    assert len(await outbox_events(pool, order["id"], "serenade.variants.requested")) == 4
