@@ -151,30 +151,56 @@ async def _act(
     correlation_id: str | None,
 ) -> tuple[str, list[Event]]:
     kind = event["type"]
-    obj = event["data"]["object"]
     if kind in PAID_TYPES:
-        if kind == "checkout.session.completed" and obj.get("payment_status") != "paid":
-            return "awaiting an asynchronous payment", []
-        if obj.get("amount_total") != payment.amount or obj.get("currency") != payment.currency:
-            await dead_letter(
-                conn,
-                message_id=f"webhook:{event['id']}",
-                error_type="AmountMismatch",
-                error=f"paid {obj.get('amount_total')!r} {obj.get('currency')!r}, but payment"
-                f" {payment.id} is {payment.amount} {payment.currency}: left unpaid",
-                event=event,
-                payment_id=payment.id,
-            )
-            return "amount mismatch", []
-        intent = obj.get("payment_intent")
-        return await settle_paid(
-            conn,
-            payment,
-            payment_intent=intent if isinstance(intent, str) else None,
-            correlation_id=correlation_id,
-        )
+        return await _act_paid(conn, event, payment, correlation_id)
     if kind in LAPSE_TYPES:
         if payment.status is not PaymentStatus.AWAITING:
             return f"already {payment.status}", []
         return "expired", await lapse(conn, payment, "expired", correlation_id=correlation_id)
     return "refunded", await mark_refunded(conn, payment, correlation_id=correlation_id)
+
+
+async def _act_paid(
+    conn: asyncpg.Connection,
+    event: dict[str, Any],
+    payment: PaymentRow,
+    correlation_id: str | None,
+) -> tuple[str, list[Event]]:
+    obj = event["data"]["object"]
+    if event["type"] == "checkout.session.completed" and obj.get("payment_status") != "paid":
+        return "awaiting an asynchronous payment", []
+    problem = _paid_problem(obj, payment)
+    if problem is not None:
+        error_type, error = problem
+        await dead_letter(
+            conn,
+            message_id=f"webhook:{event['id']}",
+            error_type=error_type,
+            error=error,
+            event=event,
+            payment_id=payment.id,
+        )
+        return "amount mismatch" if error_type == "AmountMismatch" else "second payment", []
+    intent = obj.get("payment_intent")
+    return await settle_paid(
+        conn,
+        payment,
+        payment_intent=intent if isinstance(intent, str) else None,
+        correlation_id=correlation_id,
+    )
+
+
+def _paid_problem(obj: dict[str, Any], payment: PaymentRow) -> tuple[str, str] | None:
+    """Why a paid event cannot be taken as it is: (error type, error), or None."""
+    if obj.get("amount_total") != payment.amount or obj.get("currency") != payment.currency:
+        paid = f"{obj.get('amount_total')!r} {obj.get('currency')!r}"
+        due = f"{payment.amount} {payment.currency}"
+        return "AmountMismatch", f"paid {paid}, but payment {payment.id} is {due}: left unpaid"
+    intent = obj.get("payment_intent")
+    known = payment.provider_payment_intent
+    if payment.paid_at is not None and isinstance(intent, str) and known and intent != known:
+        # Paid twice over (another payment intent for a payment already paid): an operator
+        # refunds that charge; the row is kept in failed_jobs until then.
+        why = f"payment {payment.id} was paid again by {intent} (first by {known})"
+        return "SecondPayment", f"{why}: refund that charge in the provider's dashboard"
+    return None

@@ -280,3 +280,19 @@ def _service_headers() -> dict[str, str]:
     from tests.integration.api.support import SECRET  # noqa: PLC0415
 
     return {"Authorization": f"Bearer {issue_token(SECRET, role=Role.SERVICE)}"}
+
+
+async def test_a_second_payment_for_a_paid_payment_is_kept_for_an_operator(
+    paid: httpx.AsyncClient, shop: World, pool: asyncpg.Pool
+) -> None:
+    order = await shop.order(paid)
+    payment = order["payment"]
+    assert (await post_event(paid, checkout_completed(payment))).json()["outcome"] == "paid"
+    again = checkout_completed(payment)
+    again["data"]["object"]["payment_intent"] = "pi_someone_paid_twice"
+    response = await post_event(paid, again)
+    assert response.json()["outcome"] == "second payment"
+    [row] = await _failed_jobs(pool, payment["id"])
+    assert row["error_type"] == "SecondPayment"
+    assert "pi_someone_paid_twice" in row["error"]
+    assert await _paid_events(pool, order) == (3, 1)  # nothing queued twice
