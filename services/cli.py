@@ -64,20 +64,12 @@ def dev() -> None:
 @main.command()
 def migrate() -> None:
     """Apply pending migrations; safe to run from several processes at once."""
-    from shared.db import connect  # noqa: PLC0415
-    from shared.migrations import MigrationError, apply_migrations  # noqa: PLC0415
+    from services.launcher import migrate as apply_pending  # noqa: PLC0415
+    from shared.migrations import MigrationError  # noqa: PLC0415
 
-    settings = _settings()
-
-    async def _migrate() -> list[str]:
-        conn = await connect(_require(settings.require_database_url))
-        try:
-            return await apply_migrations(conn)
-        finally:
-            await conn.close()
-
+    dsn = _require(_settings().require_database_url)
     try:
-        applied = asyncio.run(_migrate())
+        applied = asyncio.run(apply_pending(dsn))
     except MigrationError as error:
         raise click.ClickException(str(error)) from error
     except OSError as error:
