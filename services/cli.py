@@ -113,14 +113,7 @@ def token(user_id: uuid.UUID | None, role: str, ttl: int) -> None:
     settings = _settings()
     if role == Role.AUTHENTICATED.value and user_id is None:
         raise click.UsageError("--user is required for an authenticated token")
-    secret = (
-        settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-    ) or read_dev_secret(settings.data_dir)
-    if not secret:
-        raise click.ClickException(
-            "SERENADE_JWT_SECRET is not set (and no development secret exists in "
-            f"{settings.data_dir}; `serenade dev` creates one)"
-        )
+    secret = _jwt_secret(settings)
     click.echo(issue_token(secret, role=Role(role), user_id=user_id, ttl_seconds=ttl))
 
 
@@ -138,14 +131,7 @@ def pay(order_id: uuid.UUID, api: str | None) -> None:
     from services.launcher import api_url  # noqa: PLC0415
 
     settings = _settings()
-    secret = (
-        settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
-    ) or read_dev_secret(settings.data_dir)
-    if not secret:
-        raise click.ClickException(
-            "SERENADE_JWT_SECRET is not set (and no development secret exists in "
-            f"{settings.data_dir}; `serenade dev` creates one)"
-        )
+    secret = _jwt_secret(settings)
     try:
         click.echo(pay_order(api or api_url(settings), secret, order_id))
     except PayError as error:
@@ -182,6 +168,19 @@ def failed_jobs_replay(job_id: uuid.UUID | None, replay_all: bool) -> None:
     if (job_id is None) == (not replay_all):
         raise click.UsageError("give one ID or --all")
     sys.exit(_operator("replay_command")(_settings(), job_id=job_id, replay_all=replay_all))
+
+
+def _jwt_secret(settings: Settings) -> str:
+    """The configured signing secret, or the one ``serenade dev`` keeps in the data folder."""
+    secret = (
+        settings.jwt_secret.get_secret_value() if settings.jwt_secret else None
+    ) or read_dev_secret(settings.data_dir)
+    if not secret:
+        raise click.ClickException(
+            "SERENADE_JWT_SECRET is not set (and no development secret exists in "
+            f"{settings.data_dir}; `serenade dev` creates one)"
+        )
+    return secret
 
 
 def _require(getter: Callable[[], str]) -> str:
