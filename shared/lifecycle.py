@@ -136,13 +136,7 @@ async def complete_variant(
         lyrics,
         duration_seconds,
     )
-    if row is None:
-        return []
-    events: list[Event] = [_status_event(row, user_id, correlation_id)]
-    completed = await finalize_order_if_done(conn, row["order_id"], correlation_id=correlation_id)
-    if completed is not None:
-        events.append(completed)
-    return events
+    return await _now_final(conn, row, user_id, correlation_id)
 
 
 async def release_for_retry(
@@ -206,6 +200,17 @@ async def fail_variant(
         error,
         attempt,
     )
+    return await _now_final(conn, row, user_id, correlation_id)
+
+
+async def _now_final(
+    conn: asyncpg.Connection,
+    row: asyncpg.Record | None,
+    user_id: uuid.UUID,
+    correlation_id: str | None,
+) -> list[Event]:
+    """A variant that just became final (``row``, None when it did not): its status event, and
+    the order's completion when it was the last."""
     if row is None:
         return []
     events: list[Event] = [_status_event(row, user_id, correlation_id)]
