@@ -134,31 +134,34 @@ async def fetch_payments(
     conn: asyncpg.Connection, order_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[asyncpg.Record]]:
     """The payments of ``order_ids`` (as far as the caller may see them), oldest first."""
-    by_order: dict[uuid.UUID, list[asyncpg.Record]] = {order_id: [] for order_id in order_ids}
-    if not order_ids:
-        return by_order
-    rows = await conn.fetch(
+    return await _rows_by_order(
+        conn,
         f"SELECT {PAYMENT_COLUMNS} FROM payments WHERE order_id = ANY($1::uuid[])"
         " ORDER BY order_id, created_at, id",
-        list(order_ids),
+        order_ids,
     )
-    for row in rows:
-        by_order[row["order_id"]].append(row)
-    return by_order
 
 
 async def fetch_variants(
     conn: asyncpg.Connection, order_ids: Sequence[uuid.UUID]
 ) -> dict[uuid.UUID, list[asyncpg.Record]]:
     """The variants of ``order_ids`` (as far as the caller may see them), by order."""
+    return await _rows_by_order(
+        conn,
+        f"SELECT {VARIANT_COLUMNS} FROM song_variants WHERE order_id = ANY($1::uuid[])"
+        " ORDER BY order_id, variant_number",
+        order_ids,
+    )
+
+
+async def _rows_by_order(
+    conn: asyncpg.Connection, sql: str, order_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, list[asyncpg.Record]]:
+    """The rows ``sql`` returns for ``$1 = order_ids``, in its order, under each order's id
+    (every id present, an empty list where none)."""
     by_order: dict[uuid.UUID, list[asyncpg.Record]] = {order_id: [] for order_id in order_ids}
     if not order_ids:
         return by_order
-    rows = await conn.fetch(
-        f"SELECT {VARIANT_COLUMNS} FROM song_variants WHERE order_id = ANY($1::uuid[])"
-        " ORDER BY order_id, variant_number",
-        list(order_ids),
-    )
-    for row in rows:
+    for row in await conn.fetch(sql, list(order_ids)):
         by_order[row["order_id"]].append(row)
     return by_order
