@@ -16,13 +16,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import asyncpg
-import httpx
 import nats
 import orjson
 import psutil
 
-from bench.workload import ORDER_BODY
+from bench.workload import orders_client, post_orders, wait_outbox_published
 from shared.events import SUBJECT_VARIANT_STATUS
 
 if TYPE_CHECKING:
@@ -68,29 +66,9 @@ async def queue_orders(
     api_url: str, dsn: str, users: Sequence[User], *, orders: int, concurrency: int
 ) -> None:
     """POST ``orders`` orders and wait until the API's relay has published their requests."""
-    remaining = orders
-
-    async def client(http: httpx.AsyncClient, user: User) -> None:
-        nonlocal remaining
-        headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
-        while remaining > 0:
-            remaining -= 1
-            response = await http.post("/v1/orders", content=ORDER_BODY, headers=headers)
-            if response.status_code != 201:
-                raise RuntimeError(f"POST /v1/orders: {response.status_code}")
-
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=30) as http:
-        await asyncio.gather(*(client(http, users[i % len(users)]) for i in range(concurrency)))
-    conn = await asyncpg.connect(dsn)
-    try:
-        deadline = time.monotonic() + 120
-        while await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the outbox did not drain")
-            await asyncio.sleep(0.2)
-    finally:
-        await conn.close()
+    async with orders_client(api_url, concurrency) as http:
+        await post_orders(http, users, orders=orders, concurrency=concurrency)
+    await wait_outbox_published(dsn)
 
 
 async def run_delayed(

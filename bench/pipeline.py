@@ -8,12 +8,11 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import httpx
 import nats
 import orjson
 
 from bench.load import Latency
-from bench.workload import ORDER_BODY
+from bench.workload import orders_client, post_orders
 from shared.events import SUBJECT_ORDER_COMPLETED
 
 if TYPE_CHECKING:
@@ -68,33 +67,20 @@ async def run_pipeline(
         if len(posted_at) == orders and not waiting:
             all_done.set()
 
+    def posted(order_id: str, began: float, ended: float) -> None:
+        posted_at[order_id] = began
+        if order_id not in completed_at:
+            waiting.add(order_id)
+        post_seconds.append(ended - began)
+
     nc = await nats.connect(nats_url)
     try:
         await nc.subscribe(SUBJECT_ORDER_COMPLETED, cb=on_completed)
         await nc.flush()
-        remaining = orders
-
-        async def client(http: httpx.AsyncClient, user: User) -> None:
-            nonlocal remaining
-            headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
-            while remaining > 0:
-                remaining -= 1
-                began = time.perf_counter()
-                response = await http.post("/v1/orders", content=ORDER_BODY, headers=headers)
-                ended = time.perf_counter()
-                if response.status_code != 201:
-                    raise RuntimeError(f"POST /v1/orders: {response.status_code}")
-                order_id = str(response.json()["id"])
-                posted_at[order_id] = began
-                if order_id not in completed_at:
-                    waiting.add(order_id)
-                post_seconds.append(ended - began)
-
         # One client and its connections made before the clock starts (making a client is slow).
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        async with httpx.AsyncClient(base_url=api_url, limits=limits, timeout=30) as http:
+        async with orders_client(api_url, concurrency) as http:
             started = time.perf_counter()
-            await asyncio.gather(*(client(http, users[i % len(users)]) for i in range(concurrency)))
+            await post_orders(http, users, orders=orders, concurrency=concurrency, on_posted=posted)
         if not waiting:
             all_done.set()
         await asyncio.wait_for(all_done.wait(), timeout)

@@ -25,7 +25,6 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import asyncpg
 import nats
 
 from bench.apiload import measure_api, warm_up
@@ -43,7 +42,7 @@ from bench.stack import (
     fsync_probe,
     start_servers,
 )
-from bench.workload import User, make_users
+from bench.workload import User, make_users, wait_outbox_published
 from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED
 
 if TYPE_CHECKING:
@@ -74,7 +73,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         "--delayed-orders",
         type=int,
         default=1200,
-        help=f"orders (x3 variants) for the phase with a provider taking {DELAY_MS} ms",
+        help=f"orders (x3 variants) for the phase with a provider taking {DELAY_MS} ms (0: none)",
     )
     parser.add_argument(
         "--no-durable",
@@ -89,15 +88,7 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
 async def _drain_and_purge(dsn: str, nats_url: str) -> None:
     """Wait until the outbox is published, then drop the API phase's generation requests: the
     pipeline starts with an empty queue."""
-    conn = await asyncpg.connect(dsn)
-    try:
-        deadline = time.monotonic() + 120
-        while await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the outbox did not drain")
-            await asyncio.sleep(0.2)
-    finally:
-        await conn.close()
+    await wait_outbox_published(dsn)
     nc = await nats.connect(nats_url)
     try:
         await nc.jetstream().purge_stream(STREAM_NAME, subject=SUBJECT_VARIANT_REQUESTED)
@@ -162,8 +153,13 @@ async def _run(args: argparse.Namespace, folder: Path) -> Results:
                 two = await run_pipeline(
                     stack.api_url, servers.nats_url, users, generators=2, **pipeline_options
                 )
-            delayed = await _delayed_phase(
-                args, stack=stack, servers=servers, users=users, cpu=cpu, watch=watch
+            # 0 leaves the phase out (it would wait its whole timeout for no completion).
+            delayed = (
+                await _delayed_phase(
+                    args, stack=stack, servers=servers, users=users, cpu=cpu, watch=watch
+                )
+                if args.delayed_orders > 0
+                else None
             )
     finally:
         stack.stop()
