@@ -2,9 +2,10 @@
 
 A transaction's fixed cost (``BEGIN`` with the role, ``COMMIT`` and its flush to disk, the outbox
 insert) was paid once per variant per step. Here an item waits for no timer: it joins the group
-being gathered while the transactions already in flight run (at most ``max_transactions`` at
-once), so at low load every item goes alone and at once, and under load the groups grow by
-themselves, up to ``max_items``.
+being gathered while the group transaction in flight runs (``max_transactions``, one by default),
+so at low load every item goes alone and at once, and under load the groups grow by themselves,
+up to ``max_items``. (Two at once left the groups small: a new one started whenever either
+finished; measured, the generator's CPU per variant was then no lower than without groups.)
 
 A group that fails as a whole (one bad row, a deadlock, a lost connection) answers None to each
 of its items, and each caller then decides its item alone, in a transaction of its own, with the
@@ -51,7 +52,7 @@ class GroupCommit(Generic[Item, Result]):
         *,
         announce: Callable[[], None],
         max_items: int = 64,
-        max_transactions: int = 2,
+        max_transactions: int = 1,
     ) -> None:
         self._pool = pool
         self._run = run
