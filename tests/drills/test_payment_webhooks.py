@@ -160,5 +160,8 @@ async def test_api_killed_during_paid_webhooks_every_payment_queues_its_variants
     # Every variant queued once: as many requests as variants, none twice.
     assert counts["requested"] == counts["requested_variants"] == orders_count * 3
     assert counts["succeeded"] == orders_count
-    assert outcomes.count("paid") == orders_count
+    # At most one delivery of each event took effect ("paid"); the others found it applied. A
+    # delivery whose answer the kill cut off took effect too, so fewer "paid" answers can come
+    # back than payments were paid: the database above is the measure, not the answers.
+    assert outcomes.count("paid") <= orders_count
     assert set(outcomes) <= {"paid", "duplicate"}
