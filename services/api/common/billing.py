@@ -20,7 +20,7 @@ from shared.payments.providers import (
 )
 from shared.settings import Settings
 
-__all__ = ["PAYMENTS_OFF", "Billing", "open_checkout"]
+__all__ = ["CHECKOUT_WAIT_SECONDS", "PAYMENTS_OFF", "Billing", "open_checkout"]
 
 # The order's answer waits this long for the provider; past it the worker retries.
 CHECKOUT_WAIT_SECONDS = 5.0

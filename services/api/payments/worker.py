@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from services.api.common.billing import Billing, open_checkout
+from services.api.common.billing import CHECKOUT_WAIT_SECONDS, Billing, open_checkout
 from services.api.common.database import Database
 from services.api.payments.webhook import apply_event
 from shared.db import Caller
@@ -96,13 +96,18 @@ class PaymentsWorker:
 
     async def open_missing_checkouts(self) -> int:
         async with self._db.run_as(Caller.service()) as conn:
-            # Backs off by the attempts made: a provider that is down is not hammered.
+            # Backs off by the attempts made: a provider that is down is not hammered. A payment
+            # is left to the request that made it until that request's own attempt has had its
+            # time: picked sooner, the same session would be asked for twice (harmless with the
+            # idempotency key, but a second call to the provider for nothing).
             ids = await conn.fetch(
                 "SELECT id FROM payments WHERE status = 'awaiting' AND checkout_url IS NULL"
                 " AND expires_at > now()"
+                " AND created_at <= now() - make_interval(secs => $2)"
                 " AND updated_at <= now() - make_interval(secs => least(session_attempts, 60))"
                 " ORDER BY created_at LIMIT $1",
                 BATCH,
+                CHECKOUT_WAIT_SECONDS + 1.0,
             )
         opened = 0
         for row in ids:
