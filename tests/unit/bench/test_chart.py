@@ -107,7 +107,7 @@ def test_chart_has_one_panel_per_question_with_every_figure(results: Results) ->
     shares = bars(0)
     assert shares["POST /v1/orders"] == pytest.approx(302 / 677 * 100, rel=0.01)
     assert "45% (302 of 677/s)" in texts(0)
-    assert "target 50%" in texts(0)
+    assert "target 100% (GET 75%)" in texts(0)
     api = bars(2)
     assert api["GET /health (ceiling)"] == pytest.approx(3724, rel=0.001)
     assert api["GET /v1/orders/{id}"] == pytest.approx(588, rel=0.001)
