@@ -151,10 +151,14 @@ async def replay_failed_job(
 ) -> Replayed:
     """Requeue the row's variant (reason ``replay``) and mark the row ``replayed_at``."""
     job = await conn.fetchrow(
-        "SELECT subject, variant_id, payment_id FROM failed_jobs WHERE id = $1 FOR UPDATE", job_id
+        "SELECT subject, variant_id, payment_id, event_data->>'stray_charge_id' AS stray"
+        " FROM failed_jobs WHERE id = $1 FOR UPDATE",
+        job_id,
     )
     if job is None:
         raise FailedJobNotFoundError(f"no failed job {job_id}")
+    if job["subject"] == REFUND_SUBJECT and job["stray"] is not None:
+        return await _replay_stray_refund(conn, job_id, uuid.UUID(job["stray"]))
     if job["subject"] == REFUND_SUBJECT and job["payment_id"] is not None:
         return await _replay_refund(conn, job_id, job["payment_id"])
     variant_id: uuid.UUID | None = job["variant_id"]
@@ -193,9 +197,32 @@ async def _replay_refund(
     return Replayed(job_id, None, order_id, None, payment_id)
 
 
+async def _replay_stray_refund(
+    conn: asyncpg.Connection, job_id: uuid.UUID, stray_id: uuid.UUID
+) -> Replayed:
+    """A second charge's refund is due again; 409 unless it is still ``refund_pending``."""
+    row = await conn.fetchrow(
+        "UPDATE stray_charges s SET next_refund_at = now(), refund_attempts = 0"
+        " FROM payments p WHERE s.id = $1 AND s.status = 'refund_pending' AND p.id = s.payment_id"
+        " RETURNING s.payment_id, p.order_id",
+        stray_id,
+    )
+    if row is None:
+        status = await conn.fetchval(
+            "SELECT status::text FROM stray_charges WHERE id = $1", stray_id
+        )
+        raise ReplayConflictError(
+            f"failed job {job_id}: second charge {stray_id} is {status or 'gone'},"
+            " not refund_pending: there is no refund to try again"
+        )
+    await conn.execute("UPDATE failed_jobs SET replayed_at = now() WHERE id = $1", job_id)
+    return Replayed(job_id, None, row["order_id"], None, row["payment_id"])
+
+
 async def replayable_job_ids(conn: asyncpg.Connection) -> list[uuid.UUID]:
     """Open rows about variant requests whose variant is ``failed`` now (one per variant, its
-    newest row) and open refund rows whose payment is still ``refund_pending``, oldest first."""
+    newest row) and open refund rows whose payment (or second charge) is still
+    ``refund_pending``, oldest first."""
     rows = await conn.fetch(
         """
         SELECT id, created_at FROM (
@@ -211,8 +238,17 @@ async def replayable_job_ids(conn: asyncpg.Connection) -> list[uuid.UUID]:
             FROM failed_jobs f
             JOIN payments p ON p.id = f.payment_id
             WHERE f.resolved_at IS NULL AND f.subject = $2 AND p.status = 'refund_pending'
+              AND f.event_data->>'stray_charge_id' IS NULL
             ORDER BY f.payment_id, f.created_at DESC, f.id DESC
         ) refunds
+        UNION ALL
+        SELECT id, created_at FROM (
+            SELECT DISTINCT ON (s.id) f.id, f.created_at
+            FROM failed_jobs f
+            JOIN stray_charges s ON s.id::text = f.event_data->>'stray_charge_id'
+            WHERE f.resolved_at IS NULL AND f.subject = $2 AND s.status = 'refund_pending'
+            ORDER BY s.id, f.created_at DESC, f.id DESC
+        ) stray_refunds
         ORDER BY created_at, id
         """,
         SUBJECT_VARIANT_REQUESTED,

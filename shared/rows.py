@@ -25,6 +25,7 @@ __all__ = [
     "PaymentRow",
     "PaymentWebhookEventRow",
     "SongVariantRow",
+    "StrayChargeRow",
     "TableRow",
 ]
 
@@ -156,6 +157,23 @@ class PaymentWebhookEventRow(TableRow):
     received_at: dt.datetime
 
 
+class StrayChargeRow(TableRow):
+    table: ClassVar[str] = "stray_charges"
+
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    payment_intent: str
+    amount: int
+    currency: str
+    status: PaymentStatus
+    refund_attempts: int
+    next_refund_at: dt.datetime | None
+    refund_requested_at: dt.datetime | None
+    refunded_at: dt.datetime | None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
 class ConsoleSessionRow(TableRow):
     table: ClassVar[str] = "console_sessions"
 
@@ -186,6 +204,7 @@ ROW_MODELS: tuple[type[TableRow], ...] = (
     OccasionReminderRow,
     PaymentRow,
     PaymentWebhookEventRow,
+    StrayChargeRow,
     ConsoleSessionRow,
     ConsoleSignInFailureRow,
 )

@@ -276,7 +276,9 @@ async def mark_refunded(
         payment.id,
     )
     await conn.execute(
-        "UPDATE failed_jobs SET resolved_at = now() WHERE payment_id = $1 AND resolved_at IS NULL",
+        # A stray charge's dead letter is its own (shared.payments.strays), not the payment's.
+        "UPDATE failed_jobs SET resolved_at = now() WHERE payment_id = $1 AND resolved_at IS NULL"
+        " AND event_data->>'stray_charge_id' IS NULL",
         payment.id,
     )
     events: list[Event] = []

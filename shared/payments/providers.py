@@ -57,27 +57,42 @@ class PaymentProvider(Protocol):
         """Where the customer pays; the same payment always gets the same session."""
 
     async def refund(
-        self, *, payment_id: uuid.UUID, payment_intent: str | None, amount: int, currency: str
+        self,
+        *,
+        payment_id: uuid.UUID,
+        payment_intent: str | None,
+        amount: int,
+        currency: str,
+        stray_charge_id: uuid.UUID | None = None,
     ) -> dict[str, Any] | None:
         """Ask for the money back. Returns the ``charge.refunded`` event to apply now when the
-        refund settled at once (local), None when the provider's webhook will say so."""
+        refund settled at once (local), None when the provider's webhook will say so.
+        ``stray_charge_id``: the refund is of a second charge for the payment (another
+        payment intent), not of the payment's own; it names the refund instead."""
 
     async def close(self) -> None:
         """Release connections (the app's shutdown)."""
 
 
 def refunded_event(
-    *, payment_id: uuid.UUID, payment_intent: str | None, amount: int, currency: str
+    *,
+    payment_id: uuid.UUID,
+    payment_intent: str | None,
+    amount: int,
+    currency: str,
+    stray_charge_id: uuid.UUID | None = None,
 ) -> dict[str, Any]:
-    """A Stripe-shaped ``charge.refunded`` event for a payment (the local provider's refunds)."""
+    """A Stripe-shaped ``charge.refunded`` event for a payment (the local provider's refunds);
+    with ``stray_charge_id``, for that second charge (its own event id)."""
+    refund = stray_charge_id or payment_id
     return {
-        "id": f"evt_local_refund_{payment_id.hex}",
+        "id": f"evt_local_refund_{refund.hex}",
         "object": "event",
         "type": "charge.refunded",
         "created": int(time.time()),
         "data": {
             "object": {
-                "id": f"ch_local_{payment_id.hex}",
+                "id": f"ch_local_{refund.hex}",
                 "object": "charge",
                 "amount": amount,
                 "amount_refunded": amount,
@@ -104,10 +119,20 @@ class LocalProvider:
         return Checkout(session_id=None, url=url)
 
     async def refund(
-        self, *, payment_id: uuid.UUID, payment_intent: str | None, amount: int, currency: str
+        self,
+        *,
+        payment_id: uuid.UUID,
+        payment_intent: str | None,
+        amount: int,
+        currency: str,
+        stray_charge_id: uuid.UUID | None = None,
     ) -> dict[str, Any] | None:
         return refunded_event(
-            payment_id=payment_id, payment_intent=payment_intent, amount=amount, currency=currency
+            payment_id=payment_id,
+            payment_intent=payment_intent,
+            amount=amount,
+            currency=currency,
+            stray_charge_id=stray_charge_id,
         )
 
     async def close(self) -> None:
@@ -182,19 +207,25 @@ class StripeProvider:
         return Checkout(session_id=session.id, url=session.url)
 
     async def refund(
-        self, *, payment_id: uuid.UUID, payment_intent: str | None, amount: int, currency: str
+        self,
+        *,
+        payment_id: uuid.UUID,
+        payment_intent: str | None,
+        amount: int,
+        currency: str,
+        stray_charge_id: uuid.UUID | None = None,
     ) -> dict[str, Any] | None:
         if not payment_intent:
             raise ProviderError(f"payment {payment_id} has no payment intent to refund")
         del currency  # the payment intent has its currency
-        params: Any = {
-            "payment_intent": payment_intent,
-            "amount": amount,
-            "metadata": {"payment_id": str(payment_id)},
-        }
+        metadata = {"payment_id": str(payment_id)}
+        if stray_charge_id is not None:
+            metadata["stray_charge_id"] = str(stray_charge_id)
+        params: Any = {"payment_intent": payment_intent, "amount": amount, "metadata": metadata}
         try:
+            # One refund per payment, and one per stray charge, however often it is retried.
             await self._client.v1.refunds.create_async(
-                params, options={"idempotency_key": f"refund-{payment_id}"}
+                params, options={"idempotency_key": f"refund-{stray_charge_id or payment_id}"}
             )
         except stripe.StripeError as error:
             raise ProviderError(f"Stripe refused the refund: {error}") from error

@@ -38,6 +38,7 @@ class World:
     payment_a: uuid.UUID
     payment_b: uuid.UUID
     webhook_event: str
+    stray_charge: uuid.UUID
 
     def callers(self) -> dict[str, Caller]:
         return {
@@ -120,6 +121,12 @@ async def seed_world(conn: asyncpg.Connection) -> World:
         webhook_event,
         payment_a,
     )
+    stray_charge = await conn.fetchval(
+        "INSERT INTO stray_charges (payment_id, payment_intent, amount, currency)"
+        " VALUES ($1, $2, 2900, 'eur') RETURNING id",
+        payment_a,
+        f"pi_{uuid.uuid4().hex}",
+    )
     assert token_a1 is not None
     return World(
         user_a,
@@ -134,6 +141,7 @@ async def seed_world(conn: asyncpg.Connection) -> World:
         payment_a,
         payment_b,
         webhook_event,
+        stray_charge,
     )
 
 
@@ -200,6 +208,15 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
             "SELECT event_id FROM payment_webhook_events",
             {world.webhook_event} if caller == "service_role" else DENIED,
         )
+        # A second charge to refund is the system's and the operator's business alone; the
+        # owner sees the payment it paid twice, as it was.
+        add(
+            "stray_charges",
+            "SELECT",
+            caller,
+            "SELECT id FROM stray_charges",
+            {world.stray_charge} if caller == "service_role" else DENIED,
+        )
     # Anon reads the shared variant's order, but not the fields the share view leaves out.
     for anon in anons:
         for column in ("story", "user_id", "idempotency_key"):
@@ -250,9 +267,22 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
     insert_webhook_event = (
         "INSERT INTO payment_webhook_events (event_id, event_type) VALUES ($1, 'x')"
     )
+    insert_stray_charge = (
+        "INSERT INTO stray_charges (payment_id, payment_intent, amount, currency)"
+        " VALUES ($1, $2, 2900, 'eur')"
+    )
     for caller in everyone:
         allowed: Any = {ONE_ROW} if caller == "service_role" else DENIED
         add("payments", "INSERT", caller, insert_payment, allowed, world.order_a)
+        add(
+            "stray_charges",
+            "INSERT",
+            caller,
+            insert_stray_charge,
+            allowed,
+            world.payment_a,
+            f"pi_{uuid.uuid4().hex}",
+        )
         add(
             "payment_webhook_events",
             "INSERT",
@@ -306,6 +336,10 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
             {world.webhook_event} if service else DENIED,
             world.webhook_event,
         )
+    update_stray = "UPDATE stray_charges SET status = 'refunded' WHERE id = $1 RETURNING id"
+    for caller in everyone:
+        expected = {world.stray_charge} if caller == "service_role" else DENIED
+        add("stray_charges", "UPDATE", caller, update_stray, expected, world.stray_charge)
     update_job = "UPDATE failed_jobs SET resolved_at = now() WHERE id = $1 RETURNING id"
     for caller in everyone:
         expected = {world.job} if caller == "service_role" else DENIED
@@ -317,6 +351,7 @@ def build_cases(world: World) -> list[Case]:  # noqa: PLR0912 - one long table
         ("song_variants", world.variants_a[0]),
         ("failed_jobs", world.job),
         ("payments", world.payment_b),
+        ("stray_charges", world.stray_charge),
     ):
         sql = f"DELETE FROM {table} WHERE id = $1 RETURNING id"
         for caller in everyone:

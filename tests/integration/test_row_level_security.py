@@ -45,7 +45,14 @@ async def test_every_role_sees_and_writes_exactly_what_the_rules_allow(
 def test_matrix_covers_every_table_operation_and_caller(world: World) -> None:
     cases = build_cases(world)
     covered = {(case.table, case.operation.split()[0], case.caller) for case in cases}
-    for table in ("orders", "song_variants", "failed_jobs", "payments", "payment_webhook_events"):
+    for table in (
+        "orders",
+        "song_variants",
+        "failed_jobs",
+        "payments",
+        "payment_webhook_events",
+        "stray_charges",
+    ):
         for operation in ("SELECT", "INSERT", "UPDATE", "DELETE"):
             for caller in world.callers():
                 if (table, operation, caller) in covered:

@@ -22,6 +22,7 @@ from shared.enums import PaymentStatus
 from shared.events import Event
 from shared.outbox import enqueue
 from shared.payments.ledger import dead_letter, lapse, lock_payment, mark_refunded, settle_paid
+from shared.payments.strays import lock_stray_charge, mark_stray_refunded, record_stray_charge
 from shared.rows import PaymentRow
 
 __all__ = ["SIGNATURE_TOLERANCE", "apply_event", "sign", "verified_event"]
@@ -106,6 +107,14 @@ async def apply_event(db: Database, event: dict[str, Any], *, correlation_id: st
         )
         if not fresh:
             return "duplicate"
+        if kind == REFUNDED_TYPE and isinstance(intent, str):
+            # A second charge's refund names the payment too (its metadata): the payment
+            # intent tells it apart, and the legitimate payment is left as it is.
+            stray = await lock_stray_charge(conn, intent)
+            if stray is not None:
+                await _link_event(conn, event["id"], stray.payment_id)
+                done = await mark_stray_refunded(conn, stray)
+                return "second payment refunded" if done else "second payment already refunded"
         payment = await _find_payment(conn, named, intent if kind == REFUNDED_TYPE else None)
         if payment is None:
             await dead_letter(
@@ -117,15 +126,19 @@ async def apply_event(db: Database, event: dict[str, Any], *, correlation_id: st
                 payment_id=None,
             )
             return "unknown payment"
-        await conn.execute(
-            "UPDATE payment_webhook_events SET payment_id = $2 WHERE event_id = $1",
-            event["id"],
-            payment.id,
-        )
+        await _link_event(conn, event["id"], payment.id)
         outcome, events = await _act(conn, event, payment, correlation_id)
         await enqueue(conn, *events)
     _log.info("payment webhook %s %s: %s", event["id"], kind, outcome)
     return outcome
+
+
+async def _link_event(conn: asyncpg.Connection, event_id: str, payment_id: uuid.UUID) -> None:
+    await conn.execute(
+        "UPDATE payment_webhook_events SET payment_id = $2 WHERE event_id = $1",
+        event_id,
+        payment_id,
+    )
 
 
 async def _find_payment(
@@ -169,19 +182,24 @@ async def _act_paid(
     obj = event["data"]["object"]
     if event["type"] == "checkout.session.completed" and obj.get("payment_status") != "paid":
         return "awaiting an asynchronous payment", []
-    problem = _paid_problem(obj, payment)
+    problem = _amount_problem(obj, payment)
     if problem is not None:
-        error_type, error = problem
         await dead_letter(
             conn,
             message_id=f"webhook:{event['id']}",
-            error_type=error_type,
-            error=error,
+            error_type="AmountMismatch",
+            error=problem,
             event=event,
             payment_id=payment.id,
         )
-        return "amount mismatch" if error_type == "AmountMismatch" else "second payment", []
+        return "amount mismatch", []
     intent = obj.get("payment_intent")
+    known = payment.provider_payment_intent
+    if isinstance(intent, str) and known and intent != known:
+        # Paid twice over (another payment intent for a payment already paid): that second
+        # charge is refunded at once, once; the payment keeps its first charge as it was.
+        made = await record_stray_charge(conn, payment, intent)
+        return "second payment: refund_pending" if made else "second payment: already known", []
     return await settle_paid(
         conn,
         payment,
@@ -190,17 +208,10 @@ async def _act_paid(
     )
 
 
-def _paid_problem(obj: dict[str, Any], payment: PaymentRow) -> tuple[str, str] | None:
-    """Why a paid event cannot be taken as it is: (error type, error), or None."""
+def _amount_problem(obj: dict[str, Any], payment: PaymentRow) -> str | None:
+    """Why a paid event's amount cannot be taken (the payment is left unpaid), or None."""
     if obj.get("amount_total") != payment.amount or obj.get("currency") != payment.currency:
         paid = f"{obj.get('amount_total')!r} {obj.get('currency')!r}"
         due = f"{payment.amount} {payment.currency}"
-        return "AmountMismatch", f"paid {paid}, but payment {payment.id} is {due}: left unpaid"
-    intent = obj.get("payment_intent")
-    known = payment.provider_payment_intent
-    if payment.paid_at is not None and isinstance(intent, str) and known and intent != known:
-        # Paid twice over (another payment intent for a payment already paid): an operator
-        # refunds that charge; the row is kept in failed_jobs until then.
-        why = f"payment {payment.id} was paid again by {intent} (first by {known})"
-        return "SecondPayment", f"{why}: refund that charge in the provider's dashboard"
+        return f"paid {paid}, but payment {payment.id} is {due}: left unpaid"
     return None

@@ -27,7 +27,7 @@ from shared.outbox import enqueue
 from shared.payment_rules import REFUND_SUBJECT
 from shared.payments.ledger import dead_letter, lapse
 from shared.payments.providers import ProviderError
-from shared.rows import PaymentRow
+from shared.rows import PaymentRow, StrayChargeRow
 
 __all__ = ["PaymentsWorker", "Round"]
 
@@ -133,7 +133,87 @@ class PaymentsWorker:
                 requested += 1
             elif payment.refund_attempts >= self._max_attempts:
                 dead += 1
+        strays_requested, strays_dead = await self._settle_due_stray_refunds()
+        return requested + strays_requested, dead + strays_dead
+
+    async def _settle_due_stray_refunds(self) -> tuple[int, int]:
+        """Second charges for payments already paid (``stray_charges``): claimed and asked
+        for like a payment's refund; the payment itself is not touched."""
+        async with self._db.run_as(Caller.service()) as conn:
+            due = await conn.fetch(
+                "UPDATE stray_charges SET next_refund_at = now() + $2::interval,"
+                " refund_attempts = refund_attempts + 1"
+                " WHERE id IN (SELECT id FROM stray_charges WHERE status = 'refund_pending'"
+                "  AND next_refund_at <= now() ORDER BY next_refund_at LIMIT $1"
+                "  FOR UPDATE SKIP LOCKED) RETURNING *",
+                BATCH,
+                REFUND_LEASE,
+            )
+        requested = dead = 0
+        for row in due:
+            stray = StrayChargeRow.model_validate(dict(row))
+            if await self._refund_stray(stray):
+                requested += 1
+            elif stray.refund_attempts >= self._max_attempts:
+                dead += 1
         return requested, dead
+
+    async def _refund_stray(self, stray: StrayChargeRow) -> bool:
+        assert self._billing.provider is not None
+        try:
+            settled = await self._billing.provider.refund(
+                payment_id=stray.payment_id,
+                payment_intent=stray.payment_intent,
+                amount=stray.amount,
+                currency=stray.currency,
+                stray_charge_id=stray.id,
+            )
+        except ProviderError as error:
+            await self._stray_refund_failed(stray, str(error))
+            return False
+        async with self._db.run_as(Caller.service()) as conn:
+            await conn.execute(
+                "UPDATE stray_charges SET refund_requested_at = now(), next_refund_at = NULL"
+                " WHERE id = $1 AND status = 'refund_pending'",
+                stray.id,
+            )
+        if settled is not None:  # the local provider's refunds settle at once
+            await apply_event(self._db, settled, correlation_id=None)
+        return True
+
+    async def _stray_refund_failed(self, stray: StrayChargeRow, error: str) -> None:
+        attempts = stray.refund_attempts
+        async with self._db.run_as(Caller.service()) as conn:
+            if attempts < self._max_attempts:
+                await conn.execute(
+                    "UPDATE stray_charges SET next_refund_at = now() + $2::interval"
+                    " WHERE id = $1 AND status = 'refund_pending'",
+                    stray.id,
+                    dt.timedelta(seconds=min(2**attempts, 300)),
+                )
+                return
+            await conn.execute(
+                "UPDATE stray_charges SET next_refund_at = NULL"
+                " WHERE id = $1 AND status = 'refund_pending'",
+                stray.id,
+            )
+            await dead_letter(
+                conn,
+                subject=REFUND_SUBJECT,
+                message_id=f"refund:{stray.id}:{uuid.uuid4()}",
+                error_type="RefundFailed",
+                error=f"second charge {stray.payment_intent}: {error}",
+                event={
+                    "payment_id": str(stray.payment_id),
+                    "stray_charge_id": str(stray.id),
+                    "amount": stray.amount,
+                    "currency": stray.currency,
+                    "payment_intent": stray.payment_intent,
+                },
+                payment_id=stray.payment_id,
+                attempts=attempts,
+            )
+        _log.error("refund of stray charge %s dead-lettered: %s", stray.id, error)
 
     async def _refund(self, payment: PaymentRow) -> bool:
         assert self._billing.provider is not None

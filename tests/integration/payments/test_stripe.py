@@ -211,3 +211,120 @@ async def test_a_refund_stripe_keeps_refusing_is_dead_lettered_and_replayable(
     assert resolved is not None
     again = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
     assert again.status_code == 409
+
+
+async def _paid_twice(client: httpx.AsyncClient, shop: World) -> tuple[dict[str, Any], str]:
+    """An order paid, then paid again by another payment intent; (the order, that intent)."""
+    order = await client.post("/v1/orders", json=ORDER | {"variant_count": 1}, headers=shop.a)
+    body: dict[str, Any] = order.json()
+    payment = body["payment"]
+    assert (await post_event(client, checkout_completed(payment))).json()["outcome"] == "paid"
+    second = f"pi_second_{uuid.uuid4().hex}"
+    again = checkout_completed(payment)
+    again["data"]["object"]["payment_intent"] = second
+    outcome = (await post_event(client, again)).json()["outcome"]
+    assert outcome == "second payment: refund_pending"
+    return body, second
+
+
+def _charge_refunded(payment: dict[str, Any], intent: str) -> dict[str, Any]:
+    """Stripe's charge.refunded for a charge of ``intent``: the charge's metadata names the
+    payment it was paid for (the Checkout Session's payment_intent_data), as Stripe sends it."""
+    return event(
+        "charge.refunded",
+        {
+            "id": f"ch_{uuid.uuid4().hex}",
+            "object": "charge",
+            "payment_intent": intent,
+            "refunded": True,
+            "metadata": {"payment_id": payment["id"]},
+        },
+    )
+
+
+async def test_a_second_payment_is_refunded_once_through_stripe_and_the_first_kept(
+    stripe_app: tuple[Litestar, httpx.AsyncClient],
+    double: tuple[StripeDouble, str],
+    shop: World,
+    pool: asyncpg.Pool,
+) -> None:
+    app, client = stripe_app
+    stripe, _ = double
+    order, second = await _paid_twice(client, shop)
+    payment = order["payment"]
+    await _worker(app).settle_due_refunds()
+    await _worker(app).settle_due_refunds()  # nothing due any more
+    stray_id = await pool.fetchval("SELECT id FROM stray_charges WHERE payment_intent = $1", second)
+    [call] = stripe.refunds
+    assert call["idempotency_key"] == f"refund-{stray_id}"
+    assert call["form"]["payment_intent"] == second
+    assert call["form"]["amount"] == "2900"
+    assert call["form"]["metadata[stray_charge_id]"] == str(stray_id)
+    # Stripe's charge.refunded for the second charge, and a copy of it under another id.
+    refunded = _charge_refunded(payment, second)
+    assert (await post_event(client, refunded)).json()["outcome"] == "second payment refunded"
+    assert (await post_event(client, refunded)).json()["outcome"] == "duplicate"
+    copy = _charge_refunded(payment, second)
+    outcome = (await post_event(client, copy)).json()["outcome"]
+    assert outcome == "second payment already refunded"
+    assert (
+        await pool.fetchval("SELECT status::text FROM stray_charges WHERE id = $1", stray_id)
+        == "refunded"
+    )
+    # The legitimate payment stays paid: never refunded, its variant still to be generated.
+    row = await payment_row(pool, payment["id"])
+    assert (row["status"], row["refunded_at"], row["refund_attempts"]) == ("paid", None, 0)
+    shown = (await client.get(f"/v1/orders/{order['id']}", headers=shop.a)).json()
+    assert shown["payment"]["status"] == "paid"
+    assert [v["status"] for v in shown["variants"]] == ["pending"]
+    refunded_events = await pool.fetchval(
+        "SELECT count(*) FROM outbox WHERE subject = 'serenade.payments.refunded'"
+        " AND payload->>'payment_id' = $1",
+        payment["id"],
+    )
+    assert refunded_events == 0
+    # Its own refund, later, is still its own (another idempotency key).
+    assert (await post_event(client, _refunded(payment))).json()["outcome"] == "refunded"
+    assert (await payment_row(pool, payment["id"]))["status"] == "refunded"
+
+
+async def test_a_second_payments_refund_stripe_keeps_refusing_is_dead_lettered_and_replayable(
+    stripe_app: tuple[Litestar, httpx.AsyncClient],
+    double: tuple[StripeDouble, str],
+    shop: World,
+    pool: asyncpg.Pool,
+) -> None:
+    app, client = stripe_app
+    stripe, _ = double
+    stripe.refuse_refunds = True
+    order, second = await _paid_twice(client, shop)
+    payment = order["payment"]
+    stray_id = await pool.fetchval("SELECT id FROM stray_charges WHERE payment_intent = $1", second)
+    for _ in range(2):  # refund_max_attempts
+        await pool.execute(
+            "UPDATE stray_charges SET next_refund_at = now() WHERE id = $1", stray_id
+        )
+        await _worker(app).settle_due_refunds()
+    [job] = await pool.fetch(
+        "SELECT * FROM failed_jobs WHERE payment_id = $1 AND service = 'payments'",
+        uuid.UUID(payment["id"]),
+    )
+    assert (job["subject"], job["error_type"]) == ("serenade.payments.refund", "RefundFailed")
+    assert job["event_data"]["stray_charge_id"] == str(stray_id)
+    assert second in job["error"]
+    assert "refused" in job["error"]
+    stray = await pool.fetchrow("SELECT * FROM stray_charges WHERE id = $1", stray_id)
+    assert (stray["status"], stray["next_refund_at"]) == ("refund_pending", None)
+    # The operator replays it once Stripe accepts again.
+    stripe.refuse_refunds = False
+    replay = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
+    assert replay.status_code == 202, replay.text
+    await _worker(app).settle_due_refunds()
+    [accepted] = [c for c in stripe.refunds if not c.get("refused")]
+    assert accepted["form"]["payment_intent"] == second
+    await post_event(client, _charge_refunded(payment, second))
+    resolved = await pool.fetchval("SELECT resolved_at FROM failed_jobs WHERE id = $1", job["id"])
+    assert resolved is not None
+    assert (await payment_row(pool, payment["id"]))["status"] == "paid"
+    again = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
+    assert again.status_code == 409

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import asyncpg
     import httpx
 
+    from services.api.payments.worker import PaymentsWorker
     from tests.integration.api.support import World
 
 REQUESTED = "serenade.variants.requested"
@@ -282,8 +283,15 @@ def _service_headers() -> dict[str, str]:
     return {"Authorization": f"Bearer {issue_token(SECRET, role=Role.SERVICE)}"}
 
 
-async def test_a_second_payment_for_a_paid_payment_is_kept_for_an_operator(
-    paid: httpx.AsyncClient, shop: World, pool: asyncpg.Pool
+async def _stray_charges(pool: asyncpg.Pool, payment_id: str) -> list[asyncpg.Record]:
+    rows: list[asyncpg.Record] = await pool.fetch(
+        "SELECT * FROM stray_charges WHERE payment_id = $1", uuid.UUID(payment_id)
+    )
+    return rows
+
+
+async def test_a_second_payment_is_refunded_once_and_the_first_is_kept(
+    paid: httpx.AsyncClient, shop: World, pool: asyncpg.Pool, worker: PaymentsWorker
 ) -> None:
     order = await shop.order(paid)
     payment = order["payment"]
@@ -291,8 +299,29 @@ async def test_a_second_payment_for_a_paid_payment_is_kept_for_an_operator(
     again = checkout_completed(payment)
     again["data"]["object"]["payment_intent"] = "pi_someone_paid_twice"
     response = await post_event(paid, again)
-    assert response.json()["outcome"] == "second payment"
-    [row] = await _failed_jobs(pool, payment["id"])
-    assert row["error_type"] == "SecondPayment"
-    assert "pi_someone_paid_twice" in row["error"]
-    assert await _paid_events(pool, order) == (3, 1)  # nothing queued twice
+    assert response.json()["outcome"] == "second payment: refund_pending"
+    # Stripe repeats the event, and sends another one about the same charge.
+    assert (await post_event(paid, again)).json()["outcome"] == "duplicate"
+    other = checkout_completed(payment, kind="checkout.session.async_payment_succeeded")
+    other["data"]["object"]["payment_intent"] = "pi_someone_paid_twice"
+    assert (await post_event(paid, other)).json()["outcome"] == "second payment: already known"
+    [stray] = await _stray_charges(pool, payment["id"])
+    assert (stray["status"], stray["amount"], stray["currency"]) == ("refund_pending", 2900, "eur")
+    # The local provider's refund settles at once, through its signed charge.refunded.
+    await worker.settle_due_refunds()
+    await worker.settle_due_refunds()  # nothing due any more
+    [stray] = await _stray_charges(pool, payment["id"])
+    assert (stray["status"], stray["refund_attempts"]) == ("refunded", 1)
+    assert stray["refunded_at"] is not None
+    # The first, legitimate payment is untouched: paid, its variants queued once, never failed.
+    row = await payment_row(pool, payment["id"])
+    assert (row["status"], row["provider_payment_intent"]) == (
+        "paid",
+        f"pi_{uuid.UUID(payment['id']).hex}",
+    )
+    assert await _paid_events(pool, order) == (3, 1)
+    assert await outbox_events(pool, order["id"], "serenade.payments.refunded") == []
+    shown = (await paid.get(f"/v1/orders/{order['id']}", headers=shop.a)).json()
+    assert shown["payment"]["status"] == "paid"
+    assert all(v["status"] == "pending" for v in shown["variants"])
+    assert await _failed_jobs(pool, payment["id"]) == []
