@@ -14,6 +14,7 @@ from services.api.app import create_app
 from shared.auth import issue_token
 from shared.db import Role
 from shared.lifecycle import fail_variant
+from shared.requeue import replayable_job_ids
 from tests.helpers import wait_for
 from tests.integration.api.conftest import api_settings, serve
 from tests.integration.api.live_server import serve_over_http
@@ -315,6 +316,8 @@ async def test_a_second_payments_refund_stripe_keeps_refusing_is_dead_lettered_a
     assert "refused" in job["error"]
     stray = await pool.fetchrow("SELECT * FROM stray_charges WHERE id = $1", stray_id)
     assert (stray["status"], stray["next_refund_at"]) == ("refund_pending", None)
+    async with pool.acquire() as conn:
+        assert job["id"] in await replayable_job_ids(conn)  # what "replay all" takes
     # The operator replays it once Stripe accepts again.
     stripe.refuse_refunds = False
     replay = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
@@ -325,6 +328,8 @@ async def test_a_second_payments_refund_stripe_keeps_refusing_is_dead_lettered_a
     await post_event(client, _charge_refunded(payment, second))
     resolved = await pool.fetchval("SELECT resolved_at FROM failed_jobs WHERE id = $1", job["id"])
     assert resolved is not None
+    async with pool.acquire() as conn:
+        assert job["id"] not in await replayable_job_ids(conn)
     assert (await payment_row(pool, payment["id"]))["status"] == "paid"
     again = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
     assert again.status_code == 409
