@@ -21,17 +21,24 @@ __all__ = ["lock_stray_charge", "mark_stray_refunded", "record_stray_charge"]
 
 
 async def record_stray_charge(
-    conn: asyncpg.Connection, payment: PaymentRow, payment_intent: str
+    conn: asyncpg.Connection, payment: PaymentRow, payment_intent: str, *, refunded: bool = False
 ) -> bool:
     """The second charge is due for a refund now; False when it was already recorded (the
-    same intent in another event: one refund, whatever the provider repeats)."""
+    same intent in another event: one refund, whatever the provider repeats). ``refunded``:
+    its refund came first (e.g. made in the provider's dashboard), so nothing is asked for and
+    its paid event, when it comes, finds it known."""
     made = await conn.fetchval(
-        "INSERT INTO stray_charges (payment_id, payment_intent, amount, currency)"
-        " VALUES ($1, $2, $3, $4) ON CONFLICT (payment_intent) DO NOTHING RETURNING true",
+        "INSERT INTO stray_charges (payment_id, payment_intent, amount, currency, status,"
+        " next_refund_at, refunded_at)"
+        " VALUES ($1, $2, $3, $4, $5::payment_status,"
+        "  CASE WHEN $6 THEN NULL ELSE now() END, CASE WHEN $6 THEN now() END)"
+        " ON CONFLICT (payment_intent) DO NOTHING RETURNING true",
         payment.id,
         payment_intent,
         payment.amount,
         payment.currency,
+        "refunded" if refunded else "refund_pending",
+        refunded,
     )
     return bool(made)
 

@@ -170,6 +170,14 @@ async def _act(
         if payment.status is not PaymentStatus.AWAITING:
             return f"already {payment.status}", []
         return "expired", await lapse(conn, payment, "expired", correlation_id=correlation_id)
+    intent = event["data"]["object"].get("payment_intent")
+    known = payment.provider_payment_intent
+    if isinstance(intent, str) and known and intent != known:
+        # The refund of another charge than the one that paid it (a second payment refunded
+        # before its paid event came): the payment keeps its own charge, and the second one
+        # is known as refunded, so its paid event asks for no refund.
+        await record_stray_charge(conn, payment, intent, refunded=True)
+        return "second payment refunded", []
     return "refunded", await mark_refunded(conn, payment, correlation_id=correlation_id)
 
 

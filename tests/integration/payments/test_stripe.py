@@ -333,3 +333,29 @@ async def test_a_second_payments_refund_stripe_keeps_refusing_is_dead_lettered_a
     assert (await payment_row(pool, payment["id"]))["status"] == "paid"
     again = await client.post(f"/v1/admin/failed-jobs/{job['id']}/replay", headers=SERVICE)
     assert again.status_code == 409
+
+
+async def test_a_second_charge_refunded_before_its_paid_event_leaves_the_payment_paid(
+    stripe_app: tuple[Litestar, httpx.AsyncClient],
+    double: tuple[StripeDouble, str],
+    shop: World,
+    pool: asyncpg.Pool,
+) -> None:
+    app, client = stripe_app
+    stripe, _ = double
+    order = await client.post("/v1/orders", json=ORDER | {"variant_count": 1}, headers=shop.a)
+    payment = order.json()["payment"]
+    assert (await post_event(client, checkout_completed(payment))).json()["outcome"] == "paid"
+    # Someone refunded a second charge in Stripe's dashboard before its paid event came.
+    second = f"pi_second_{uuid.uuid4().hex}"
+    refunded = _charge_refunded(payment, second)
+    assert (await post_event(client, refunded)).json()["outcome"] == "second payment refunded"
+    late = checkout_completed(payment)
+    late["data"]["object"]["payment_intent"] = second
+    assert (await post_event(client, late)).json()["outcome"] == "second payment: already known"
+    await _worker(app).settle_due_refunds()
+    assert stripe.refunds == []  # already refunded: nothing asked twice
+    stray = await pool.fetchrow("SELECT * FROM stray_charges WHERE payment_intent = $1", second)
+    assert (stray["status"], stray["next_refund_at"]) == ("refunded", None)
+    row = await payment_row(pool, payment["id"])
+    assert (row["status"], row["refunded_at"]) == ("paid", None)
