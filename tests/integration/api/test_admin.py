@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-import time
+import math
 import uuid
 from typing import TYPE_CHECKING
 
@@ -34,13 +33,18 @@ JOB_FIELDS = {
 async def jobs(world: World) -> list[uuid.UUID]:
     """Three rows, oldest first: unresolved, resolved, unresolved. They are dated after every
     row an earlier test made (the session shares one table), so they lead the listing."""
-    base = time.time() - dt.datetime(2000, 1, 1, tzinfo=dt.UTC).timestamp()
+    # Seconds from now to the newest row so far (an earlier use of this fixture dated its
+    # rows in the future); a minute apart past it, so truncation to whole seconds cannot tie.
+    newest = await world.pool.fetchval(
+        "SELECT extract(epoch FROM coalesce(max(created_at), now()) - now())::float8"
+        " FROM failed_jobs"
+    )
+    ahead = max(0, math.ceil(newest))
     made = []
     for step, resolved in ((0, False), (1, True), (2, False)):
-        # A negative age dates the row in the future: far enough to stay ahead of the others.
-        made.append(
-            await world.failed_job(None, resolved=resolved, age_seconds=-int(base * 100 + step))
-        )
+        # A negative age dates the row in the future, after every row there is.
+        age = -(ahead + 60 * (step + 1))
+        made.append(await world.failed_job(None, resolved=resolved, age_seconds=age))
     return made
 
 
