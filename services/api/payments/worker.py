@@ -15,8 +15,7 @@ import datetime as dt
 import logging
 import uuid
 from dataclasses import dataclass
-
-import asyncpg
+from typing import Self
 
 from services.api.common.billing import CHECKOUT_WAIT_SECONDS, Billing, open_checkout
 from services.api.common.database import Database
@@ -43,6 +42,64 @@ class Round:
     checkouts_opened: int
     refunds_requested: int
     refunds_dead_lettered: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Refund:
+    """One refund the worker asks for: a payment's own, or a second charge's for a payment
+    already paid. ``table`` is one of two constants, never input."""
+
+    table: str
+    id: uuid.UUID
+    payment_id: uuid.UUID
+    payment_intent: str | None
+    amount: int
+    currency: str
+    attempts: int
+    stray_charge_id: uuid.UUID | None
+    dead_letter_event: dict[str, object]
+
+    @classmethod
+    def of_payment(cls, row: dict[str, object]) -> Self:
+        payment = PaymentRow.model_validate(row)
+        return cls(
+            table="payments",
+            id=payment.id,
+            payment_id=payment.id,
+            payment_intent=payment.provider_payment_intent,
+            amount=payment.amount,
+            currency=payment.currency,
+            attempts=payment.refund_attempts,
+            stray_charge_id=None,
+            dead_letter_event={
+                "payment_id": str(payment.id),
+                "order_id": str(payment.order_id),
+                "amount": payment.amount,
+                "currency": payment.currency,
+                "payment_intent": payment.provider_payment_intent,
+            },
+        )
+
+    @classmethod
+    def of_stray(cls, row: dict[str, object]) -> Self:
+        stray = StrayChargeRow.model_validate(row)
+        return cls(
+            table="stray_charges",
+            id=stray.id,
+            payment_id=stray.payment_id,
+            payment_intent=stray.payment_intent,
+            amount=stray.amount,
+            currency=stray.currency,
+            attempts=stray.refund_attempts,
+            stray_charge_id=stray.id,
+            dead_letter_event={
+                "payment_id": str(stray.payment_id),
+                "stray_charge_id": str(stray.id),
+                "amount": stray.amount,
+                "currency": stray.currency,
+                "payment_intent": stray.payment_intent,
+            },
+        )
 
 
 class PaymentsWorker:
@@ -116,161 +173,82 @@ class PaymentsWorker:
         return opened
 
     async def settle_due_refunds(self) -> tuple[int, int]:
-        async with self._db.run_as(Caller.service()) as conn:
-            due = await conn.fetch(
-                "UPDATE payments SET next_refund_at = now() + $2::interval,"
-                " refund_attempts = refund_attempts + 1"
-                " WHERE id IN (SELECT id FROM payments WHERE status = 'refund_pending'"
-                "  AND next_refund_at <= now() ORDER BY next_refund_at LIMIT $1"
-                "  FOR UPDATE SKIP LOCKED) RETURNING *",
-                BATCH,
-                REFUND_LEASE,
-            )
+        """Asks for the refunds that are due: payments' own, then second charges for payments
+        already paid (``stray_charges``, whose payment itself is not touched)."""
         requested = dead = 0
-        for row in due:
-            payment = PaymentRow.model_validate(dict(row))
-            if await self._refund(payment):
-                requested += 1
-            elif payment.refund_attempts >= self._max_attempts:
-                dead += 1
-        strays_requested, strays_dead = await self._settle_due_stray_refunds()
-        return requested + strays_requested, dead + strays_dead
-
-    async def _settle_due_stray_refunds(self) -> tuple[int, int]:
-        """Second charges for payments already paid (``stray_charges``): claimed and asked
-        for like a payment's refund; the payment itself is not touched."""
-        async with self._db.run_as(Caller.service()) as conn:
-            due = await conn.fetch(
-                "UPDATE stray_charges SET next_refund_at = now() + $2::interval,"
-                " refund_attempts = refund_attempts + 1"
-                " WHERE id IN (SELECT id FROM stray_charges WHERE status = 'refund_pending'"
-                "  AND next_refund_at <= now() ORDER BY next_refund_at LIMIT $1"
-                "  FOR UPDATE SKIP LOCKED) RETURNING *",
-                BATCH,
-                REFUND_LEASE,
-            )
-        requested = dead = 0
-        for row in due:
-            stray = StrayChargeRow.model_validate(dict(row))
-            if await self._refund_stray(stray):
-                requested += 1
-            elif stray.refund_attempts >= self._max_attempts:
-                dead += 1
+        for table, refund_of in (
+            ("payments", _Refund.of_payment),
+            ("stray_charges", _Refund.of_stray),
+        ):
+            async with self._db.run_as(Caller.service()) as conn:
+                # Claimed by moving next_refund_at ahead in the statement that picks them, so
+                # no other API process asks for the same refund meanwhile.
+                due = await conn.fetch(
+                    f"UPDATE {table} SET next_refund_at = now() + $2::interval,"
+                    " refund_attempts = refund_attempts + 1"
+                    f" WHERE id IN (SELECT id FROM {table} WHERE status = 'refund_pending'"
+                    "  AND next_refund_at <= now() ORDER BY next_refund_at LIMIT $1"
+                    "  FOR UPDATE SKIP LOCKED) RETURNING *",
+                    BATCH,
+                    REFUND_LEASE,
+                )
+            for row in due:
+                refund = refund_of(dict(row))
+                if await self._refund(refund):
+                    requested += 1
+                elif refund.attempts >= self._max_attempts:
+                    dead += 1
         return requested, dead
 
-    async def _refund_stray(self, stray: StrayChargeRow) -> bool:
+    async def _refund(self, refund: _Refund) -> bool:
         assert self._billing.provider is not None
         try:
             settled = await self._billing.provider.refund(
-                payment_id=stray.payment_id,
-                payment_intent=stray.payment_intent,
-                amount=stray.amount,
-                currency=stray.currency,
-                stray_charge_id=stray.id,
+                payment_id=refund.payment_id,
+                payment_intent=refund.payment_intent,
+                amount=refund.amount,
+                currency=refund.currency,
+                stray_charge_id=refund.stray_charge_id,
             )
         except ProviderError as error:
-            await self._stray_refund_failed(stray, str(error))
+            await self._refund_failed(refund, str(error))
             return False
         async with self._db.run_as(Caller.service()) as conn:
             await conn.execute(
-                "UPDATE stray_charges SET refund_requested_at = now(), next_refund_at = NULL"
+                f"UPDATE {refund.table} SET refund_requested_at = now(), next_refund_at = NULL"
                 " WHERE id = $1 AND status = 'refund_pending'",
-                stray.id,
+                refund.id,
             )
         if settled is not None:  # the local provider's refunds settle at once
             await apply_event(self._db, settled, correlation_id=None)
         return True
 
-    async def _stray_refund_failed(self, stray: StrayChargeRow, error: str) -> None:
-        attempts = stray.refund_attempts
+    async def _refund_failed(self, refund: _Refund, error: str) -> None:
         async with self._db.run_as(Caller.service()) as conn:
-            if attempts < self._max_attempts:
+            if refund.attempts < self._max_attempts:
                 await conn.execute(
-                    "UPDATE stray_charges SET next_refund_at = now() + $2::interval"
+                    f"UPDATE {refund.table} SET next_refund_at = now() + $2::interval"
                     " WHERE id = $1 AND status = 'refund_pending'",
-                    stray.id,
-                    dt.timedelta(seconds=min(2**attempts, 300)),
+                    refund.id,
+                    dt.timedelta(seconds=min(2**refund.attempts, 300)),
                 )
                 return
+            # No more tries until an operator replays the dead letter.
             await conn.execute(
-                "UPDATE stray_charges SET next_refund_at = NULL"
+                f"UPDATE {refund.table} SET next_refund_at = NULL"
                 " WHERE id = $1 AND status = 'refund_pending'",
-                stray.id,
+                refund.id,
             )
             await dead_letter(
                 conn,
                 subject=REFUND_SUBJECT,
-                message_id=f"refund:{stray.id}:{uuid.uuid4()}",
+                message_id=f"refund:{refund.id}:{uuid.uuid4()}",
                 error_type="RefundFailed",
-                error=f"second charge {stray.payment_intent}: {error}",
-                event={
-                    "payment_id": str(stray.payment_id),
-                    "stray_charge_id": str(stray.id),
-                    "amount": stray.amount,
-                    "currency": stray.currency,
-                    "payment_intent": stray.payment_intent,
-                },
-                payment_id=stray.payment_id,
-                attempts=attempts,
+                error=error
+                if refund.stray_charge_id is None
+                else f"second charge {refund.payment_intent}: {error}",
+                event=refund.dead_letter_event,
+                payment_id=refund.payment_id,
+                attempts=refund.attempts,
             )
-        _log.error("refund of stray charge %s dead-lettered: %s", stray.id, error)
-
-    async def _refund(self, payment: PaymentRow) -> bool:
-        assert self._billing.provider is not None
-        try:
-            settled = await self._billing.provider.refund(
-                payment_id=payment.id,
-                payment_intent=payment.provider_payment_intent,
-                amount=payment.amount,
-                currency=payment.currency,
-            )
-        except ProviderError as error:
-            await self._refund_failed(payment, str(error))
-            return False
-        async with self._db.run_as(Caller.service()) as conn:
-            await conn.execute(
-                "UPDATE payments SET refund_requested_at = now(), next_refund_at = NULL"
-                " WHERE id = $1 AND status = 'refund_pending'",
-                payment.id,
-            )
-        if settled is not None:  # the local provider's refunds settle at once
-            await apply_event(self._db, settled, correlation_id=None)
-        return True
-
-    async def _refund_failed(self, payment: PaymentRow, error: str) -> None:
-        attempts = payment.refund_attempts
-        async with self._db.run_as(Caller.service()) as conn:
-            if attempts < self._max_attempts:
-                await conn.execute(
-                    "UPDATE payments SET next_refund_at = now() + $2::interval WHERE id = $1"
-                    " AND status = 'refund_pending'",
-                    payment.id,
-                    dt.timedelta(seconds=min(2**attempts, 300)),
-                )
-                return
-            await _give_up(conn, payment, error)
-        _log.error("refund of payment %s dead-lettered: %s", payment.id, error)
-
-
-async def _give_up(conn: asyncpg.Connection, payment: PaymentRow, error: str) -> None:
-    """No more tries until an operator replays the dead letter."""
-    await conn.execute(
-        "UPDATE payments SET next_refund_at = NULL WHERE id = $1 AND status = 'refund_pending'",
-        payment.id,
-    )
-    await dead_letter(
-        conn,
-        subject=REFUND_SUBJECT,
-        message_id=f"refund:{payment.id}:{uuid.uuid4()}",
-        error_type="RefundFailed",
-        error=error,
-        event={
-            "payment_id": str(payment.id),
-            "order_id": str(payment.order_id),
-            "amount": payment.amount,
-            "currency": payment.currency,
-            "payment_intent": payment.provider_payment_intent,
-        },
-        payment_id=payment.id,
-        attempts=payment.refund_attempts,
-    )
+        _log.error("refund of %s %s dead-lettered: %s", refund.table, refund.id, error)
