@@ -57,7 +57,18 @@ class _Refund:
     currency: str
     attempts: int
     stray_charge_id: uuid.UUID | None
-    dead_letter_event: dict[str, object]
+    # What its dead letter names besides the payment: the order, or the second charge.
+    names: tuple[str, uuid.UUID]
+
+    @property
+    def dead_letter_event(self) -> dict[str, object]:
+        return {
+            "payment_id": str(self.payment_id),
+            self.names[0]: str(self.names[1]),
+            "amount": self.amount,
+            "currency": self.currency,
+            "payment_intent": self.payment_intent,
+        }
 
     @classmethod
     def of_payment(cls, row: dict[str, object]) -> Self:
@@ -71,13 +82,7 @@ class _Refund:
             currency=payment.currency,
             attempts=payment.refund_attempts,
             stray_charge_id=None,
-            dead_letter_event={
-                "payment_id": str(payment.id),
-                "order_id": str(payment.order_id),
-                "amount": payment.amount,
-                "currency": payment.currency,
-                "payment_intent": payment.provider_payment_intent,
-            },
+            names=("order_id", payment.order_id),
         )
 
     @classmethod
@@ -92,13 +97,7 @@ class _Refund:
             currency=stray.currency,
             attempts=stray.refund_attempts,
             stray_charge_id=stray.id,
-            dead_letter_event={
-                "payment_id": str(stray.payment_id),
-                "stray_charge_id": str(stray.id),
-                "amount": stray.amount,
-                "currency": stray.currency,
-                "payment_intent": stray.payment_intent,
-            },
+            names=("stray_charge_id", stray.id),
         )
 
 
