@@ -1,6 +1,7 @@
 """The outbox relay's wake-up: a commit in any process reaches the leading relay over core NATS
-at once, with no NOTIFY trigger serialising PostgreSQL's commits. The relays here poll only
-every minute, so a prompt publish can only come from the wake-up."""
+at once, with no NOTIFY trigger serialising PostgreSQL's commits. Its passes: larger while a
+backlog waits, each variant's events still in order, small again once it is gone. The relays
+here poll only every minute, so a prompt publish can only come from the wake-up."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import pytest
 
 from services.launcher import EmbeddedNats
 from shared.db import Caller, connect, transaction
-from shared.events import DeadLettered
+from shared.enums import GenerationStatus
+from shared.events import DeadLettered, VariantStatusChanged
 from shared.outbox import OutboxRelay, enqueue
 from shared.stream import ensure_stream
 from tests.helpers import SubjectRecorder, wait_for
@@ -103,3 +105,79 @@ async def test_the_schema_has_no_notify_trigger_on_the_outbox(
     finally:
         await conn.close()
     assert [row["tgname"] for row in triggers] == []
+
+
+def _backlog(variants: int, changes: int) -> list[VariantStatusChanged]:
+    """``changes`` status events for each of ``variants`` variants, interleaved as concurrent
+    work writes them: every variant's first change, then every variant's second, ..."""
+    ids = [(uuid.uuid4(), uuid.uuid4(), uuid.uuid4()) for _ in range(variants)]
+    return [
+        VariantStatusChanged(
+            variant_id=variant_id,
+            order_id=order_id,
+            user_id=user_id,
+            variant_number=1,
+            status=GenerationStatus.GENERATING,
+            attempts=attempt,
+        )
+        for attempt in range(1, changes + 1)
+        for variant_id, order_id, user_id in ids
+    ]
+
+
+async def test_a_backlog_goes_out_in_large_passes_in_order_and_a_lone_event_at_once(
+    make_database: DatabaseFactory, clients: list[NatsClient], relay_nats_url: str
+) -> None:
+    dsn = await make_database()
+    backlog = _backlog(variants=500, changes=6)  # 3,000 events waiting before the relay starts
+    conn = await connect(dsn)
+    try:
+        async with transaction(conn, Caller.service()):
+            await enqueue(conn, *backlog)
+    finally:
+        await conn.close()
+    relay = OutboxRelay(dsn, clients[0], poll_interval=_POLL, batch_size=100)
+    recorder = await SubjectRecorder().start(relay_nats_url, "serenade.variants.status")
+    await relay.start()
+    try:
+        mine = {str(event.event_id) for event in backlog}
+
+        async def relayed() -> bool:
+            return len({p["event_id"] for p in recorder.payloads()} & mine) == len(mine)
+
+        await wait_for(relayed, timeout=60, what="the backlog published")
+        # 100 rows a pass would take 30; growing passes take a handful, one up to the cap.
+        assert relay.published_total == len(backlog)
+        assert relay.passes_total <= 6
+        assert relay.largest_pass > 1000
+        seen: dict[str, list[int]] = {}
+        for payload in recorder.payloads():
+            seen.setdefault(payload["variant_id"], []).append(payload["attempts"])
+        assert len(seen) == 500
+        assert all(attempts == [1, 2, 3, 4, 5, 6] for attempts in seen.values())
+
+        # Idle now (nothing waits); a lone event goes out on its wake-up, in a pass of its own.
+        passes = relay.passes_total
+        letter = _letter()
+        conn = await connect(dsn)
+        try:
+            async with transaction(conn, Caller.service()):
+                await enqueue(conn, letter)
+        finally:
+            await conn.close()
+        lone = await SubjectRecorder().start(relay_nats_url, "serenade.>")
+        try:
+            started = time.monotonic()
+            relay.wake()
+
+            async def published() -> bool:
+                return str(letter.event_id) in {p["event_id"] for p in lone.payloads()}
+
+            await wait_for(published, timeout=10, what="the lone event published")
+            assert time.monotonic() - started < _POLL / 10
+        finally:
+            await lone.stop()
+        assert relay.passes_total == passes + 1
+    finally:
+        await relay.stop()
+        await recorder.stop()
