@@ -1,34 +1,23 @@
-"""Group commits: the claims (and the completions) that arrive together share one transaction.
-
-A transaction's fixed cost (``BEGIN`` with the role, ``COMMIT`` and its flush to disk, the outbox
-insert) was paid once per variant per step. Here an item waits for no timer: it joins the group
-being gathered while the group transaction in flight runs (``max_transactions``, one by default),
-so at low load every item goes alone and at once, and under load the groups grow by themselves,
-up to ``max_items``. (Two at once left the groups small: a new one started whenever either
-finished; measured, the generator's CPU per variant was then no lower than without groups.)
-
-A group that fails as a whole (one bad row, a deadlock, a lost connection) answers None to each
-of its items, and each caller then decides its item alone, in a transaction of its own, with the
-per-item code: one bad row never fails its neighbours. A group may also leave an item to its
-caller (None) when the batch's condition does not take it; nothing is settled for it here.
-Callers settle their messages only after ``submit`` returns, that is after the commit.
+"""The generator's group commits: the claims (and the completions) that arrive together share one
+transaction (``shared.group_commit.GroupCommit``: no timer, one group in flight, a failed group
+decided item by item). Callers settle their messages only after ``submit`` returns, that is
+after the commit.
 """
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING
 
 from shared import lifecycle
-from shared.db import Caller
-from shared.unit_of_work import enqueue, unit_of_work
+from shared.group_commit import GroupCommit
+from shared.unit_of_work import enqueue
 
 if TYPE_CHECKING:
     import uuid
-    from collections.abc import Awaitable, Callable
+    from collections.abc import Callable
 
     import asyncpg
 
@@ -37,77 +26,6 @@ if TYPE_CHECKING:
 __all__ = ["ClaimRequest", "Completed", "GroupCommit", "PipelineGroups"]
 
 _log = logging.getLogger(__name__)
-Item = TypeVar("Item")
-Result = TypeVar("Result")
-
-
-class GroupCommit(Generic[Item, Result]):
-    """Runs ``run(conn, items)`` for the items submitted together, in one service_role
-    transaction; ``run`` returns one result (or None: the caller's to decide) per item."""
-
-    def __init__(
-        self,
-        pool: asyncpg.Pool,
-        run: Callable[[asyncpg.Connection, list[Item]], Awaitable[list[Result | None]]],
-        *,
-        announce: Callable[[], None],
-        max_items: int = 64,
-        max_transactions: int = 1,
-    ) -> None:
-        self._pool = pool
-        self._run = run
-        self._announce = announce
-        self._max_items = max_items
-        self._max_transactions = max_transactions
-        self._waiting: list[tuple[Item, asyncio.Future[Result | None]]] = []
-        self._running: set[asyncio.Task[None]] = set()
-        self._scheduled = False
-
-    async def submit(self, item: Item) -> Result | None:
-        """The item's result once its group has committed; None when the group failed or left
-        the item out (decide it alone). Raises nothing of the group's."""
-        future: asyncio.Future[Result | None] = asyncio.get_running_loop().create_future()
-        self._waiting.append((item, future))
-        self._schedule()
-        return await future
-
-    def _schedule(self) -> None:
-        if not self._scheduled and len(self._running) < self._max_transactions:
-            self._scheduled = True
-            # On the next pass of the loop: items submitted in this pass join the group.
-            asyncio.get_running_loop().call_soon(self._start)
-
-    def _start(self) -> None:
-        self._scheduled = False
-        while self._waiting and len(self._running) < self._max_transactions:
-            group = self._waiting[: self._max_items]
-            del self._waiting[: self._max_items]
-            task = asyncio.get_running_loop().create_task(self._commit(group))
-            self._running.add(task)
-            task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
-        if self._waiting:
-            self._schedule()
-
-    async def _commit(self, group: list[tuple[Item, asyncio.Future[Result | None]]]) -> None:
-        results: list[Result | None]
-        try:
-            try:
-                # The relay is woken once the group's events are committed.
-                async with unit_of_work(self._pool, Caller.service(), wake=self._announce) as uow:
-                    results = await self._run(uow.conn, [item for item, _ in group])
-            except Exception as error:  # noqa: BLE001 - each item is then decided alone
-                _log.info("a group of %d failed, each goes alone: %r", len(group), error)
-                results = [None] * len(group)
-        except BaseException:
-            for _, future in group:
-                future.cancel()
-            raise
-        for (_, future), result in zip(group, results, strict=True):
-            if not future.done():  # its caller may have been cancelled meanwhile
-                future.set_result(result)
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,6 +106,6 @@ class PipelineGroups:
             return await claim_group(conn, items, max_attempts=max_attempts)
 
         return cls(
-            claims=GroupCommit(pool, claims, announce=announce),
-            completions=GroupCommit(pool, complete_group, announce=announce),
+            claims=GroupCommit(pool, claims, announce=announce, log=_log),
+            completions=GroupCommit(pool, complete_group, announce=announce, log=_log),
         )
