@@ -1,18 +1,29 @@
 """The API's unit of work: one transaction as the caller, bounded in time, and a nudge to the
 outbox relay once a transaction that wrote events has committed (``shared.unit_of_work``: the
-wake follows every outbox write on the connection, by construction)."""
+wake follows every outbox write on the connection, by construction). And the group commits of
+the writes that arrive together (``group``)."""
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar, cast
 
 import asyncpg
 
-from shared.db import Caller, transaction
+from shared.db import DATABASE_UNREACHABLE, Caller, transaction
+from shared.group_commit import GroupCommit
 from shared.unit_of_work import writing_events
 
-__all__ = ["Database"]
+__all__ = ["Database", "GroupRun"]
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+# Writes the items of one group on a service_role connection in its transaction; one result
+# (or None: that item is then written alone, by the per-item code) per item.
+GroupRun = Callable[[asyncpg.Connection, list[Item]], Awaitable[list[Result | None]]]
+_log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +33,26 @@ class Database:
     events_committed: Callable[[], None]
     # Seconds to wait for a connection: PostgreSQL unreachable is a prompt 503, never a hang.
     acquire_timeout: float = 5.0
+    # One group commit per kind of write (its ``GroupRun``), made on first use.
+    _groups: dict[object, GroupCommit[Any, Any]] = field(default_factory=dict, repr=False)
+
+    def group(self, run: GroupRun[Item, Result]) -> GroupCommit[Item, Result]:
+        """The group commit of ``run``: the items submitted while the group in flight commits
+        are written together, in one transaction as service_role (``run`` takes each item's
+        caller for its rows). A group that fails is rolled back and each of its items is
+        answered None (write it alone, exactly as without groups); PostgreSQL unreachable is
+        raised to each instead (a 503 within the one bounded wait, not a second one alone)."""
+        group = self._groups.get(run)
+        if group is None:
+            group = self._groups[run] = GroupCommit(
+                self.pool,
+                run,
+                announce=self.events_committed,
+                transaction=lambda: self.run_as(Caller.service()),
+                pass_on=DATABASE_UNREACHABLE,
+                log=_log,
+            )
+        return cast("GroupCommit[Item, Result]", group)
 
     @contextlib.asynccontextmanager
     async def run_as(self, caller: Caller) -> AsyncIterator[asyncpg.Connection]:

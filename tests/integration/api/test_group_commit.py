@@ -1,0 +1,162 @@
+"""Group commit of the writes: orders that arrive together are written in one transaction, each
+under its own caller (row-level security checks every row), each answered after that commit; a
+group that fails is rolled back and each of its requests is then answered exactly as alone."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any
+
+from tests.integration.api.support import ORDER, bearer
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
+
+    import asyncpg
+    import httpx
+    import pytest
+
+    from tests.integration.api.support import World
+
+_GROUP_LOG = "services.api.common.database"
+
+
+async def _transactions_of(pool: asyncpg.Pool, order_ids: list[str]) -> set[str]:
+    """The transactions that wrote these orders (each row's xmin)."""
+    rows = await pool.fetch(
+        "SELECT xmin::text AS xmin FROM orders WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(order_id) for order_id in order_ids],
+    )
+    assert len(rows) == len(order_ids)
+    return {row["xmin"] for row in rows}
+
+
+async def _own_orders(client: httpx.AsyncClient, user: uuid.UUID) -> list[dict[str, Any]]:
+    page = await client.get("/v1/orders", headers=bearer(user))
+    assert page.status_code == 200, page.text
+    items: list[dict[str, Any]] = page.json()["items"]
+    return items
+
+
+async def test_concurrent_orders_of_many_users_share_transactions_and_stay_their_own(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    users = [uuid.uuid4() for _ in range(16)]
+
+    answers = await asyncio.gather(
+        *(
+            client.post("/v1/orders", json=ORDER | {"recipient_name": f"R{n}"}, headers=bearer(u))
+            for n, u in enumerate(users)
+        )
+    )
+
+    assert [answer.status_code for answer in answers] == [201] * len(users)
+    ids = [answer.json()["id"] for answer in answers]
+    # Fewer transactions than orders: they were committed in groups.
+    assert len(await _transactions_of(world.pool, ids)) < len(users) / 2
+    for n, (user, answer) in enumerate(zip(users, answers, strict=True)):
+        body = answer.json()
+        assert (body["recipient_name"], body["status"]) == (f"R{n}", "pending")
+        assert [v["variant_number"] for v in body["variants"]] == [1, 2, 3]
+        # Each user sees their own order, and only it.
+        assert [order["id"] for order in await _own_orders(client, user)] == [body["id"]]
+        assert (
+            await world.pool.fetchval(
+                "SELECT user_id FROM orders WHERE id = $1", uuid.UUID(body["id"])
+            )
+            == user
+        )
+        # Its events: orders.created and one request per variant, written once.
+        assert len(await world.outbox(body["id"])) == 4
+
+
+@contextlib.asynccontextmanager
+async def _poison_refused_by_rls(pool: asyncpg.Pool) -> AsyncIterator[None]:
+    """A row-level security policy that refuses an order for 'Poison' (dropped afterwards)."""
+    await pool.execute(
+        "CREATE POLICY test_no_poison ON orders AS RESTRICTIVE FOR INSERT TO authenticated"
+        " WITH CHECK (recipient_name <> 'Poison')"
+    )
+    try:
+        yield
+    finally:
+        await pool.execute("DROP POLICY test_no_poison ON orders")
+
+
+async def test_a_request_refused_by_row_level_security_fails_its_group_but_not_the_others(
+    client: httpx.AsyncClient, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    poisoner = uuid.uuid4()
+    poison = ORDER | {"recipient_name": "Poison"}
+    users = [uuid.uuid4() for _ in range(8)]
+    async with _poison_refused_by_rls(world.pool):
+        alone = await client.post("/v1/orders", json=poison, headers=bearer(poisoner))
+        with caplog.at_level(logging.INFO, logger=_GROUP_LOG):
+            answers = await asyncio.gather(
+                *(client.post("/v1/orders", json=ORDER, headers=bearer(u)) for u in users[:4]),
+                client.post("/v1/orders", json=poison, headers=bearer(poisoner)),
+                *(client.post("/v1/orders", json=ORDER, headers=bearer(u)) for u in users[4:]),
+            )
+
+    # The group holding the poisoned order failed, and each of its requests went alone.
+    assert any("failed, each goes alone" in record.getMessage() for record in caplog.records)
+    bad = answers[4]
+    good = answers[:4] + answers[5:]
+    assert [answer.status_code for answer in good] == [201] * len(users)
+    assert alone.status_code >= 400
+    assert (bad.status_code, bad.json()["detail"]) == (alone.status_code, alone.json()["detail"])
+    assert await world.order_count(poisoner) == 0
+    for user, answer in zip(users, good, strict=True):
+        assert [order["id"] for order in await _own_orders(client, user)] == [answer.json()["id"]]
+        assert len(await world.outbox(answer.json()["id"])) == 4
+
+
+async def test_a_key_replayed_with_another_body_in_a_group_is_409_and_the_others_are_made(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = {"Idempotency-Key": f"k-{uuid.uuid4()}"}
+    first = await client.post("/v1/orders", json=ORDER, headers=world.a | key)
+    users = [uuid.uuid4() for _ in range(6)]
+
+    answers = await asyncio.gather(
+        *(client.post("/v1/orders", json=ORDER, headers=bearer(u)) for u in users[:3]),
+        client.post("/v1/orders", json=ORDER | {"story": "Another"}, headers=world.a | key),
+        *(client.post("/v1/orders", json=ORDER, headers=bearer(u)) for u in users[3:]),
+    )
+
+    conflict = answers[3]
+    good = answers[:3] + answers[4:]
+    assert first.status_code == 201
+    assert conflict.status_code == 409
+    assert "Idempotency-Key" in conflict.json()["detail"]
+    assert [answer.status_code for answer in good] == [201] * len(users)
+    assert await world.order_count(world.user_a) == 1
+    for user, answer in zip(users, good, strict=True):
+        assert [order["id"] for order in await _own_orders(client, user)] == [answer.json()["id"]]
+
+
+async def test_one_key_twice_in_one_group_makes_one_order_and_replays_it(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    key = {"Idempotency-Key": f"twice-{uuid.uuid4()}"}
+    others = [uuid.uuid4() for _ in range(6)]
+
+    answers = await asyncio.gather(
+        *(client.post("/v1/orders", json=ORDER, headers=bearer(u)) for u in others[:3]),
+        client.post("/v1/orders", json=ORDER, headers=world.a | key),
+        client.post("/v1/orders", json=ORDER, headers=world.a | key),
+        *(client.post("/v1/orders", json=ORDER, headers=bearer(u)) for u in others[3:]),
+    )
+
+    pair = answers[3:5]
+    assert sorted(answer.status_code for answer in pair) == [200, 201]
+    replayed = next(answer for answer in pair if answer.status_code == 200)
+    made = next(answer for answer in pair if answer.status_code == 201)
+    assert replayed.headers["Idempotent-Replayed"] == "true"
+    assert replayed.json() == made.json()
+    assert await world.order_count(world.user_a) == 1
+    assert len(await world.outbox(made.json()["id"])) == 4
+    assert [answer.status_code for answer in answers[:3] + answers[5:]] == [201] * len(others)
