@@ -160,3 +160,134 @@ async def test_one_key_twice_in_one_group_makes_one_order_and_replays_it(
     assert await world.order_count(world.user_a) == 1
     assert len(await world.outbox(made.json()["id"])) == 4
     assert [answer.status_code for answer in answers[:3] + answers[5:]] == [201] * len(others)
+
+
+async def _orders_of_new_users(
+    client: httpx.AsyncClient, count: int, *, variant_count: int = 1
+) -> list[tuple[uuid.UUID, dict[str, Any]]]:
+    made = []
+    for _ in range(count):
+        user = uuid.uuid4()
+        answer = await client.post(
+            "/v1/orders", json=ORDER | {"variant_count": variant_count}, headers=bearer(user)
+        )
+        assert answer.status_code == 201, answer.text
+        made.append((user, answer.json()))
+    return made
+
+
+async def _variant_transactions(pool: asyncpg.Pool, variant_ids: list[str]) -> set[str]:
+    rows = await pool.fetch(
+        "SELECT xmin::text AS xmin FROM song_variants WHERE id = ANY($1::uuid[])",
+        [uuid.UUID(variant_id) for variant_id in variant_ids],
+    )
+    assert len(rows) == len(variant_ids)
+    return {row["xmin"] for row in rows}
+
+
+async def test_concurrent_upsells_share_transactions_and_a_refused_one_fails_only_itself(
+    client: httpx.AsyncClient, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    orders = await _orders_of_new_users(client, 8)
+    stranger = uuid.uuid4()  # may not upsell another's order: 404, as alone
+
+    answers = await asyncio.gather(
+        *(
+            client.post(f"/v1/orders/{order['id']}/variants", headers=bearer(user))
+            for user, order in orders
+        )
+    )
+    refused_alone = await client.post(
+        f"/v1/orders/{orders[0][1]['id']}/variants", headers=bearer(stranger)
+    )
+    with caplog.at_level(logging.INFO, logger=_GROUP_LOG):
+        mixed = await asyncio.gather(
+            *(
+                client.post(f"/v1/orders/{order['id']}/variants", headers=bearer(user))
+                for user, order in orders[:4]
+            ),
+            client.post(f"/v1/orders/{orders[0][1]['id']}/variants", headers=bearer(stranger)),
+            *(
+                client.post(f"/v1/orders/{order['id']}/variants", headers=bearer(user))
+                for user, order in orders[4:]
+            ),
+        )
+
+    assert any("failed, each goes alone" in record.getMessage() for record in caplog.records)
+    assert [answer.status_code for answer in answers] == [201] * len(orders)
+    assert [answer.json()["variant_number"] for answer in answers] == [2] * len(orders)
+    assert len(await _variant_transactions(world.pool, [a.json()["id"] for a in answers])) < 4
+    refused = mixed[4]
+    assert refused_alone.status_code == 404
+    assert (refused.status_code, refused.json()["detail"]) == (
+        404,
+        refused_alone.json()["detail"],
+    )
+    others = mixed[:4] + mixed[5:]
+    assert [answer.status_code for answer in others] == [201] * len(orders)
+    assert [answer.json()["variant_number"] for answer in others] == [3] * len(orders)
+    for (_, order), first, second in zip(orders, answers, others, strict=True):
+        requested = [
+            e["variant_id"]
+            for e in await world.outbox(order["id"])
+            if e["type"] == "variants.requested" and e["reason"] == "upsell"
+        ]
+        assert requested == [first.json()["id"], second.json()["id"]]
+
+
+async def test_a_refused_retry_fails_its_group_but_only_itself(
+    client: httpx.AsyncClient, world: World, caplog: pytest.LogCaptureFixture
+) -> None:
+    orders = await _orders_of_new_users(client, 8)
+    for _, order in orders:
+        await world.fail(order["variants"][0]["id"])
+    pending_owner, pending = (await _orders_of_new_users(client, 1))[0]
+    not_failed = pending["variants"][0]["id"]
+    refused_alone = await client.post(
+        f"/v1/variants/{not_failed}/retry", headers=bearer(pending_owner)
+    )
+
+    with caplog.at_level(logging.INFO, logger=_GROUP_LOG):
+        answers = await asyncio.gather(
+            *(
+                client.post(f"/v1/variants/{order['variants'][0]['id']}/retry", headers=bearer(u))
+                for u, order in orders[:4]
+            ),
+            client.post(f"/v1/variants/{not_failed}/retry", headers=bearer(pending_owner)),
+            *(
+                client.post(f"/v1/variants/{order['variants'][0]['id']}/retry", headers=bearer(u))
+                for u, order in orders[4:]
+            ),
+        )
+
+    assert any("failed, each goes alone" in record.getMessage() for record in caplog.records)
+    refused = answers[4]
+    retried = answers[:4] + answers[5:]
+    assert refused_alone.status_code == 409
+    assert (refused.status_code, refused.json()["detail"]) == (
+        409,
+        refused_alone.json()["detail"],
+    )
+    assert [answer.status_code for answer in retried] == [202] * len(orders)
+    assert [answer.json()["status"] for answer in retried] == ["pending"] * len(orders)
+    for _, order in orders:
+        reasons = [e.get("reason") for e in await world.outbox(order["id"])]
+        assert reasons.count("retry") == 1
+
+
+async def test_retries_arriving_together_are_committed_together(
+    client: httpx.AsyncClient, world: World
+) -> None:
+    orders = await _orders_of_new_users(client, 8)
+    for _, order in orders:
+        await world.fail(order["variants"][0]["id"])
+
+    answers = await asyncio.gather(
+        *(
+            client.post(f"/v1/variants/{order['variants'][0]['id']}/retry", headers=bearer(u))
+            for u, order in orders
+        )
+    )
+
+    assert [answer.status_code for answer in answers] == [202] * len(orders)
+    assert len(await _variant_transactions(world.pool, [a.json()["id"] for a in answers])) < 4
