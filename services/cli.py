@@ -82,9 +82,15 @@ def migrate() -> None:
 @main.command()
 @click.option("--host", default=None, help="Bind address (overrides SERENADE_API_HOST).")
 @click.option("--port", type=int, default=None, help="Bind port (overrides SERENADE_API_PORT).")
-def api(host: str | None, port: int | None) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="API processes on the one port (overrides SERENADE_API_WORKERS; default 1).",
+)
+def api(host: str | None, port: int | None, workers: int | None) -> None:
     """The HTTP API."""
-    _run_service("api", _settings(api_host=host, api_port=port))
+    _run_service("api", _settings(api_host=host, api_port=port, api_workers=workers))
 
 
 @main.command()

@@ -44,9 +44,10 @@ def log_context(**fields: Any) -> Iterator[None]:
 
 
 class JsonFormatter(logging.Formatter):
-    def __init__(self, service: str) -> None:
+    def __init__(self, service: str, fields: dict[str, Any] | None = None) -> None:
         super().__init__()
         self.service = service
+        self.fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -57,6 +58,7 @@ class JsonFormatter(logging.Formatter):
             "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
+            **self.fields,
         }
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
@@ -70,10 +72,13 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(entry, default=str).decode()
 
 
-def configure_logging(service: str, *, level: int = logging.INFO) -> None:
-    """Route every logger (ours, uvicorn's, FastStream's) to JSON lines on stdout."""
+def configure_logging(
+    service: str, *, level: int = logging.INFO, fields: dict[str, Any] | None = None
+) -> None:
+    """Route every logger (ours, uvicorn's, FastStream's) to JSON lines on stdout; ``fields``
+    are on every line (which of several API processes wrote it)."""
     handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(JsonFormatter(service))
+    handler.setFormatter(JsonFormatter(service, fields))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)

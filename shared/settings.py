@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     # --- the API ---------------------------------------------------------------------------
     api_host: str = Field(default="127.0.0.1", description="API bind address.")
     api_port: int = Field(default=8000, ge=0, le=65535, description="API bind port.")
+    api_workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description="API processes serving the one port (`serenade api --workers`): one process "
+        "uses one core. With more than one, a supervisor process restarts a worker that dies, "
+        "/metrics on any of them reports the sum over all, each serves live events, and the "
+        "outbox relay and the payments worker still do each piece of work once.",
+    )
     public_url: str | None = Field(
         default=None,
         description="Absolute base for URLs in responses; unset: URLs are relative to the API.",

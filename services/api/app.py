@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from litestar import Litestar
@@ -25,7 +26,7 @@ from services.api.common.correlation import add_correlation_header
 from services.api.common.database import Database
 from services.api.common.dependencies import dependencies
 from services.api.common.messaging import Messaging
-from services.api.common.metrics import ApiMetrics, MetricsMiddleware
+from services.api.common.metrics import ApiMetrics, MetricsMiddleware, keep_relay_gauges
 from services.api.common.pagination import CursorCodec
 from services.api.common.problems import exception_handlers
 from services.api.common.signing import UrlSigner
@@ -38,6 +39,7 @@ from services.api.payments.worker import PaymentsWorker
 from services.api.sharing.controllers import MediaController, ShareController, SharePageController
 from services.api.system.controllers import SystemController
 from services.api.system.docs_viewer import ViewerAssetsController, viewer_plugin
+from shared.background import BackgroundTasks
 from shared.db import create_pool
 from shared.settings import Settings
 from shared.storage import storage_from_url
@@ -64,9 +66,15 @@ MAX_BODY_BYTES = 64 * 1024
 _log = logging.getLogger(__name__)
 
 
-def create_app(settings: Settings, *, stream_tuning: StreamTuning | None = None) -> Litestar:
-    """The Litestar app for ``settings`` (``stream_tuning``: event streams' heartbeat and queue)."""
-    metrics = ApiMetrics()
+def create_app(
+    settings: Settings,
+    *,
+    stream_tuning: StreamTuning | None = None,
+    metrics_dir: Path | None = None,
+) -> Litestar:
+    """The Litestar app for ``settings`` (``stream_tuning``: event streams' heartbeat and queue;
+    ``metrics_dir``: where the API processes of one ``serenade api --workers N`` share metrics)."""
+    metrics = ApiMetrics(metrics_dir)
     return Litestar(
         route_handlers=[*CONTROLLERS, console_router(settings)],
         state=_configure_state(settings, metrics, stream_tuning or StreamTuning()),
@@ -165,9 +173,14 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     await messaging.start()
     await live.start()
     await payments.start()
+    gauges = BackgroundTasks()
+    metrics: ApiMetrics = app.state.metrics
+    if metrics.multiprocess:
+        gauges.start(keep_relay_gauges(metrics, lambda: messaging.relay), name="api-relay-gauges")
     try:
         yield
     finally:
+        await gauges.stop()
         await payments.stop()
         if app.state.billing.provider is not None:
             await app.state.billing.provider.close()

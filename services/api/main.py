@@ -1,7 +1,11 @@
-"""``serenade api``: the app served by uvicorn on the configured address."""
+"""``serenade api``: the app served by uvicorn on the configured address; with
+``SERENADE_API_WORKERS`` (``--workers``) above 1, by that many processes (``services.api.workers``).
+"""
 
 import gc
 import ipaddress
+import socket
+from pathlib import Path
 
 import uvicorn
 
@@ -11,7 +15,7 @@ from services.api.live.server import StreamClosingServer
 from shared.logs import configure_logging
 from shared.settings import PaymentsMode, Settings
 
-__all__ = ["LocalCheckoutExposedError", "require_loopback_for_local_payments", "run"]
+__all__ = ["LocalCheckoutExposedError", "require_loopback_for_local_payments", "run", "serve"]
 
 
 class LocalCheckoutExposedError(RuntimeError):
@@ -38,7 +42,22 @@ def run(settings: Settings) -> None:
     """Serve the API until SIGINT or SIGTERM."""
     configure_logging("api")
     require_loopback_for_local_payments(settings)
-    app = create_app(settings)
+    if settings.api_workers > 1:
+        from services.api.workers import supervise  # noqa: PLC0415 - only with several processes
+
+        raise SystemExit(supervise(settings))
+    serve(settings)
+
+
+def serve(
+    settings: Settings,
+    *,
+    sockets: list[socket.socket] | None = None,
+    metrics_dir: Path | None = None,
+) -> bool:
+    """Serve the app in this process until SIGINT or SIGTERM: on the configured address, or on
+    ``sockets`` (one worker of several, sharing ``metrics_dir``). Whether it had started."""
+    app = create_app(settings, metrics_dir=metrics_dir)
     # What start-up made (modules, the app, its schemas) lives as long as the process: kept out
     # of the collector's full passes, which otherwise pause every request for ~10 ms each.
     gc.freeze()
@@ -56,4 +75,6 @@ def run(settings: Settings) -> None:
         # A request must arrive whole within a deadline: slow headers or bodies get 408.
         http=request_deadline_protocol(),
     )
-    StreamClosingServer(config).run()
+    server = StreamClosingServer(config)
+    server.run(sockets=sockets)
+    return server.started

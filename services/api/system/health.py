@@ -61,7 +61,5 @@ async def metrics_page(db: Database, messaging: Messaging, metrics: ApiMetrics) 
     except _POSTGRES_DOWN:
         backlog = -1
     metrics.outbox_backlog.set(backlog)
-    relay = messaging.relay
-    metrics.outbox_published.set(relay.published_total if relay else 0)
-    metrics.relay_leader.set(1 if relay is not None and relay.is_leader else 0)
+    metrics.record_relay(messaging.relay)
     return Response(metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,191 @@
+"""``serenade api --workers N``: N API processes serving one port, under a supervisor.
+
+The supervisor (the process ``serenade api`` started as) binds the listening socket once and
+starts N worker processes (``multiprocessing``'s spawn: fresh interpreters, nothing forked
+mid-flight) that all accept on it; the kernel hands each connection to one of them. A worker
+that dies loses only the connections it had accepted: the socket stays open in the others and
+in the supervisor, which starts a replacement. SIGTERM or SIGINT to the supervisor sends SIGTERM
+to every worker (each ends its event streams, finishes its requests and its lifespan, as one
+``serenade api`` does), waits for them within a grace period, kills what is left, and removes
+the run's metrics directory. A worker whose supervisor is gone (killed) stops itself.
+
+Why this and not uvicorn's own ``workers=``: its worker processes run a plain
+``uvicorn.Server``, not the API's (``StreamClosingServer`` ends event streams first) and take the
+app by import string, not the settings the command was given.
+
+What the processes share is what several API replicas share: the database, where the outbox
+relay's leader lock and the payments worker's row claims already keep each piece of work to one
+process, and NATS, where each process's live feed has a plain subscription of its own, so every
+process serves every order's events. Metrics: see ``services.api.common.metrics``.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from prometheus_client.multiprocess import mark_process_dead
+
+from shared.logs import configure_logging
+
+if TYPE_CHECKING:
+    from multiprocessing.process import BaseProcess
+    from types import FrameType
+
+    from shared.settings import Settings
+
+__all__ = ["STARTUP_FAILURE", "supervise"]
+
+# A worker's exit code when it stopped before it served (its lifespan failed): another would
+# fail the same way, so the supervisor stops instead of restarting it for ever.
+STARTUP_FAILURE: Final = 3
+# Longer than a worker's own stop: 10 s for open responses, then its lifespan (pool, NATS: 5 s).
+STOP_GRACE: Final = 30.0
+# A worker that died is replaced no sooner than this after it was started (no busy restart loop).
+_RESTART_PAUSE: Final = 1.0
+_BACKLOG: Final = 2048
+_log = logging.getLogger("serenade.api.workers")
+
+
+def share_metrics_dir(path: Path) -> None:
+    """Make the worker processes started from now on write their metrics into ``path``.
+
+    The one place outside ``shared.settings`` that touches the environment, because
+    prometheus_client takes its multiprocess mode from nowhere else: it reads
+    ``PROMETHEUS_MULTIPROC_DIR`` when it is first imported, which in a worker is before any of
+    our code runs. The workers inherit the variable; nothing in serenade reads it.
+    """
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path)
+
+
+@dataclass
+class _Worker:
+    number: int
+    process: BaseProcess
+    started_at: float
+
+
+def supervise(settings: Settings) -> int:
+    """Run ``settings.api_workers`` API processes until SIGTERM or SIGINT; the exit code."""
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        _log.info("stopping the API processes", extra={"signal": signal.Signals(signum).name})
+        stop.set()
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, on_signal)
+    sock = _listen(settings.api_host, settings.api_port)
+    metrics_dir = Path(tempfile.mkdtemp(prefix="serenade-api-metrics-"))
+    share_metrics_dir(metrics_dir)
+    context = multiprocessing.get_context("spawn")
+    workers: list[_Worker] = []
+
+    def start(number: int) -> _Worker:
+        process = context.Process(
+            target=_work,
+            args=(settings, sock, metrics_dir, number, os.getpid()),
+            name=f"serenade-api-{number}",
+        )
+        process.start()
+        return _Worker(number, process, time.monotonic())
+
+    try:
+        workers.extend(start(number) for number in range(1, settings.api_workers + 1))
+        _log.info(
+            "API processes started",
+            extra={
+                "workers": settings.api_workers,
+                "pids": [worker.process.pid for worker in workers],
+                "port": sock.getsockname()[1],
+                "metrics_dir": str(metrics_dir),
+            },
+        )
+        while not stop.wait(0.2):
+            for index, worker in enumerate(workers):
+                if worker.process.is_alive():
+                    continue
+                code = worker.process.exitcode
+                if code == STARTUP_FAILURE:
+                    _log.error("an API process could not start; stopping the others")
+                    return 1
+                if time.monotonic() - worker.started_at < _RESTART_PAUSE:
+                    continue
+                if worker.process.pid is not None:
+                    mark_process_dead(worker.process.pid, str(metrics_dir))  # type: ignore[no-untyped-call]
+                workers[index] = start(worker.number)
+                _log.error(
+                    "an API process died; starting another",
+                    extra={
+                        "worker": worker.number,
+                        "pid": worker.process.pid,
+                        "exit_code": code,
+                        "new_pid": workers[index].process.pid,
+                    },
+                )
+        return 0
+    finally:
+        _stop(workers)
+        sock.close()
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _stop(workers: list[_Worker]) -> None:
+    """SIGTERM to every worker at once; whoever still runs after the grace is killed."""
+    for worker in workers:
+        if worker.process.is_alive():
+            worker.process.terminate()
+    deadline = time.monotonic() + STOP_GRACE
+    for worker in workers:
+        worker.process.join(max(0.0, deadline - time.monotonic()))
+        if worker.process.is_alive():
+            _log.error(
+                "an API process did not stop in time; killed", extra={"pid": worker.process.pid}
+            )
+            worker.process.kill()
+            worker.process.join()
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(_BACKLOG)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _work(
+    settings: Settings, sock: socket.socket, metrics_dir: Path, number: int, supervisor: int
+) -> None:
+    """One worker process: the API on the shared socket until SIGTERM."""
+    from services.api.main import serve  # noqa: PLC0415 - imported in the worker, after spawn
+
+    configure_logging("api", fields={"worker": number, "pid": os.getpid()})
+    threading.Thread(target=_stop_when_orphaned, args=(supervisor,), daemon=True).start()
+    if not serve(settings, sockets=[sock], metrics_dir=metrics_dir):
+        sys.exit(STARTUP_FAILURE)
+
+
+def _stop_when_orphaned(supervisor: int) -> None:
+    """SIGTERM to this worker once its supervisor is gone (it was killed): nobody else would."""
+    while os.getppid() == supervisor:
+        time.sleep(0.5)
+    os.kill(os.getpid(), signal.SIGTERM)
