@@ -10,10 +10,10 @@ import orjson
 from shared.logs import JsonFormatter, log_context
 
 
-def _capture() -> tuple[logging.Logger, io.StringIO]:
+def _capture(fields: dict[str, object] | None = None) -> tuple[logging.Logger, io.StringIO]:
     stream = io.StringIO()
     handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter("generator"))
+    handler.setFormatter(JsonFormatter("generator", fields))
     logger = logging.getLogger("test.logs")
     logger.handlers[:] = [handler]
     logger.propagate = False
@@ -61,3 +61,16 @@ def test_a_field_named_like_a_standard_key_is_kept_beside_it_not_instead() -> No
         "payments",
         "spoof",
     )
+
+
+def test_fields_of_the_process_are_on_every_line() -> None:
+    logger, stream = _capture({"worker": 2, "pid": 4321})
+    logger.info("one")
+    with log_context(order_id="o-1"):
+        logger.info("two", extra={"status": 200})
+    lines = [orjson.loads(line) for line in stream.getvalue().splitlines()]
+    assert [(line["message"], line["worker"], line["pid"]) for line in lines] == [
+        ("one", 2, 4321),
+        ("two", 2, 4321),
+    ]
+    assert lines[1]["order_id"] == "o-1"
