@@ -1,4 +1,5 @@
-"""``serenade api --workers N``: N API processes serving one port, under a supervisor.
+"""The API served by uvicorn: ``serve`` in this process (``serenade api``, or one worker of
+several), ``supervise`` for ``serenade api --workers N``: N processes on one port.
 
 The supervisor (the process ``serenade api`` started as) binds the listening socket once and
 starts N worker processes (``multiprocessing``'s spawn: fresh interpreters, nothing forked
@@ -21,6 +22,7 @@ process serves every order's events. Metrics: see ``services.api.common.metrics`
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import os
@@ -35,8 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+import uvicorn
 from prometheus_client.multiprocess import mark_process_dead
 
+from services.api.app import create_app
+from services.api.common.compat import request_deadline_protocol
+from services.api.live.server import StreamClosingServer
 from shared.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -45,7 +51,7 @@ if TYPE_CHECKING:
 
     from shared.settings import Settings
 
-__all__ = ["STARTUP_FAILURE", "supervise"]
+__all__ = ["STARTUP_FAILURE", "serve", "supervise"]
 
 # A worker's exit code when it stopped before it served (its lifespan failed): another would
 # fail the same way, so the supervisor stops instead of restarting it for ever.
@@ -176,8 +182,6 @@ def _work(
     settings: Settings, sock: socket.socket, metrics_dir: Path, number: int, supervisor: int
 ) -> None:
     """One worker process: the API on the shared socket until SIGTERM."""
-    from services.api.main import serve  # noqa: PLC0415 - imported in the worker, after spawn
-
     configure_logging("api", fields={"worker": number, "pid": os.getpid()})
     threading.Thread(target=_stop_when_orphaned, args=(supervisor,), daemon=True).start()
     if not serve(settings, sockets=[sock], metrics_dir=metrics_dir):
@@ -189,3 +193,34 @@ def _stop_when_orphaned(supervisor: int) -> None:
     while os.getppid() == supervisor:
         time.sleep(0.5)
     os.kill(os.getpid(), signal.SIGTERM)
+
+
+def serve(
+    settings: Settings,
+    *,
+    sockets: list[socket.socket] | None = None,
+    metrics_dir: Path | None = None,
+) -> bool:
+    """Serve the app in this process until SIGINT or SIGTERM: on the configured address, or on
+    ``sockets`` (one worker of several, sharing ``metrics_dir``). Whether it had started."""
+    app = create_app(settings, metrics_dir=metrics_dir)
+    # What start-up made (modules, the app, its schemas) lives as long as the process: kept out
+    # of the collector's full passes, which otherwise pause every request for ~10 ms each.
+    gc.freeze()
+    # Open event streams are ended as shutdown begins; plain uvicorn would wait for them first.
+    config = uvicorn.Config(
+        app,
+        host=settings.api_host,
+        port=settings.api_port,
+        lifespan="on",
+        log_config=None,
+        access_log=False,  # services.api.common.access_log writes one JSON line per request instead
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+        # A request must arrive whole within a deadline: slow headers or bodies get 408.
+        http=request_deadline_protocol(),
+    )
+    server = StreamClosingServer(config)
+    server.run(sockets=sockets)
+    return server.started
