@@ -1,6 +1,7 @@
 """The API alone under load from this process (the raw client): ``GET /health`` (the HTTP
 ceiling), ``POST /v1/orders`` and ``GET /v1/orders/{id}``, each taking turns with its database
-floor, and POST latency in an open loop at half the peak POST rate."""
+floor, and POST latency in an open loop at half the peak POST rate; then POST and GET rates
+with one API process and with two (``serenade api --workers 2``), measured alike."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ if TYPE_CHECKING:
     from bench.stack import CpuMeter
     from bench.workload import User
 
-__all__ = ["ApiRun", "measure_api", "warm_up"]
+__all__ = ["ApiRun", "ProcessesRun", "measure_api", "measure_rates", "warm_up"]
 
 POST, POST_FLOOR = "POST /v1/orders", "POST floor (asyncpg)"
 GET, GET_FLOOR = "GET /v1/orders/{id}", "GET floor (asyncpg)"
@@ -37,6 +38,16 @@ class ApiRun:
     get_floor: LoadResult
     post_half_load: LoadResult
     half_load_rate: float
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessesRun:
+    """POST and GET rates of one API process and of two on one port, same clients, same run."""
+
+    post_one: LoadResult
+    get_one: LoadResult
+    post_two: LoadResult
+    get_two: LoadResult
 
 
 class _Clients:
@@ -157,3 +168,33 @@ async def measure_api(
         await clients.close()
         await serving.close()
     return ApiRun(health_run, post, post_floor, get, get_floor, post_half, half)
+
+
+async def measure_rates(
+    api_url: str,
+    users: Sequence[User],
+    *,
+    concurrency: int,
+    duration: float,
+    meter: CpuMeter,
+    label: str,
+) -> tuple[LoadResult, LoadResult]:
+    """POST for ``duration`` s, then GET of the orders it made: closed loops, no floor taking
+    turns (the same for one process and two, so that the two compare). Keep-alive connections:
+    the kernel gives each to one process when it opens, as a proxy's pool would be spread."""
+    serving = _Clients(api_url, concurrency)
+    made: list[tuple[User, uuid.UUID]] = []
+    try:
+        with meter.phase(f"POST, {label}"):
+            post = await closed_loop(
+                _post_operation(serving, users, made), concurrency=concurrency, duration=duration
+            )
+        if not made:
+            raise RuntimeError(f"no order was made ({label}): {post.first_error}")
+        with meter.phase(f"GET, {label}"):
+            get = await closed_loop(
+                _get_operation(serving, made), concurrency=concurrency, duration=duration
+            )
+    finally:
+        await serving.close()
+    return post, get

@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import psutil
 
-from bench.apiload import ApiRun
+from bench.apiload import ApiRun, ProcessesRun
 from bench.delayed import DelayedRun
 from bench.floors import FloorRun
 from bench.load import Latency, LoadResult
@@ -65,6 +65,8 @@ class Results:
     disk_fsync: dict[str, dict[str, float]]
     # One generator, default settings, a provider taking seconds per song (bench.delayed).
     delayed: DelayedRun | None = None
+    # The API alone with one process and with two (``serenade api --workers 2``).
+    api_processes: ProcessesRun | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,6 +326,8 @@ def print_table(results: Results) -> None:
             f"{spread.goal} {spread.verdict}",
         )
     )
+    if results.api_processes is not None:
+        _print_processes(results.api_processes)
     print("Memory: peak RSS during the run")
     for name, rss in sorted(results.memory.items()):
         target = judged[_memory_name(name)]
@@ -349,6 +353,39 @@ def print_targets(judged: list[Target]) -> None:
     print(f"Targets (issue 14): {met} of {len(judged)} met")
     for target in judged:
         print(f"  {target.name:<48}{target.figure:>12}  {target.goal:<12}{target.verdict}")
+
+
+def _print_processes(run: ProcessesRun) -> None:
+    print(
+        f"API alone, one vs two API processes (serenade api --workers 2): "
+        f"{run.post_one.concurrency} clients, closed loop, no floor taking turns"
+    )
+    for label, one, two in (
+        ("POST /v1/orders req/s, 1 -> 2 processes", run.post_one, run.post_two),
+        ("GET /v1/orders/{id} req/s, 1 -> 2 processes", run.get_one, run.get_two),
+    ):
+        print(
+            _row(
+                label,
+                f"{one.per_second:.0f} -> {two.per_second:.0f}",
+                "",
+                f"x{_ratio(two.per_second, one.per_second):.2f}",
+            )
+        )
+        print(
+            _row(
+                "  latency p50 / p99 (ms), 2 processes",
+                f"{two.latency.p50:.1f} / {two.latency.p99:.1f}",
+            )
+        )
+    for name, served in (
+        ("post, 1 process", run.post_one),
+        ("get, 1 process", run.get_one),
+        ("post, 2 processes", run.post_two),
+        ("get, 2 processes", run.get_two),
+    ):
+        if served.errors:
+            print(f"  ! {name}: {served.errors} errors, first: {served.first_error}")
 
 
 def _print_delayed(delayed: DelayedRun, target: Target) -> None:
@@ -394,8 +431,8 @@ def _print_cpu(phases: dict[str, dict[str, float]]) -> None:
 
 def _cpu_column(name: str) -> tuple[int, str]:
     order = [
-        "api", "generator-1", "generator-2", "generator-delayed", "deadletter", "nats-server",
-        "bench client",
+        "api", "api x2", "generator-1", "generator-2", "generator-delayed", "deadletter",
+        "nats-server", "bench client",
     ]  # fmt: skip
     return (order.index(name) if name in order else len(order), name)
 
@@ -464,6 +501,11 @@ def read_json(path: Path) -> Results:
             "delayed": (
                 DelayedRun(**fields(DelayedRun, document["delayed"]))
                 if document.get("delayed")
+                else None
+            ),
+            "api_processes": (
+                ProcessesRun(**{name: load(run) for name, run in processes.items()})
+                if (processes := document.get("api_processes"))
                 else None
             ),
         }

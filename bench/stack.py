@@ -115,6 +115,13 @@ class Stack:
     async def start_api(self) -> ServiceProcess:
         return await self._start("api", "api")
 
+    async def start_api_processes(self, workers: int) -> ServiceProcess:
+        """``serenade api`` with ``workers`` processes, on a port of its own (beside the API)."""
+        settings = self.settings.model_copy(
+            update={"api_port": free_port(), "api_workers": workers}
+        )
+        return await self._start("api", f"api-{workers}-processes", settings)
+
     async def start_generator(
         self, name: str | None = None, *, provider_delay_ms: int = 0
     ) -> ServiceProcess:
@@ -182,11 +189,16 @@ def _busy_seconds() -> float:
 
 
 def _own_seconds(pid: int) -> float:
+    """CPU seconds of a process and of its children (``serenade api --workers N``'s workers)."""
     try:
-        times = psutil.Process(pid).cpu_times()
+        process = psutil.Process(pid)
+        times = [process.cpu_times()]
+        for child in process.children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                times.append(child.cpu_times())
     except psutil.Error:
         return 0.0
-    return float(times.user + times.system)
+    return float(sum(each.user + each.system for each in times))
 
 
 @dataclass

@@ -5,7 +5,8 @@ chart.
 
 Order of the run (each step on the same servers):
 1. the API alone (generator and dead-letter service not started yet): /health, POST and GET
-   with their database floors, POST at half its peak rate;
+   with their database floors, POST at half its peak rate; then POST and GET with one API
+   process and with two (``serenade api --workers 2``, on a port of its own);
 2. its requests are published and purged, the generator and dead-letter service start;
 3. the pipeline with one generator, its database floor, its NATS floor;
 4. a second generator, the pipeline again;
@@ -27,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 
-from bench.apiload import measure_api, warm_up
+from bench.apiload import ProcessesRun, measure_api, measure_rates, warm_up
 from bench.chart import draw_chart
 from bench.delayed import DELAY_MS, DelayedRun, queue_orders, run_delayed
 from bench.floors import nats_pipeline_floor, pipeline_db_floor
@@ -43,6 +44,7 @@ from bench.stack import (
     start_servers,
 )
 from bench.workload import User, make_users, wait_outbox_published
+from services.launcher import api_url, stop_all
 from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED
 
 if TYPE_CHECKING:
@@ -124,6 +126,7 @@ async def _run(args: argparse.Namespace, folder: Path) -> Results:
                 duration=args.duration,
                 meter=cpu,
             )
+            processes = await _api_processes(args, stack=stack, users=users, cpu=cpu)
             await _drain_and_purge(servers.dsn, servers.nats_url)
             watch("generator-1", (await stack.start_generator()).pid)
             watch("deadletter", (await stack.start_deadletter()).pid)
@@ -170,6 +173,7 @@ async def _run(args: argparse.Namespace, folder: Path) -> Results:
         command=" ".join([Path(sys.executable).name, "-m", "bench", *sys.argv[1:]]),
         seconds=time.monotonic() - started,
         api=api,
+        api_processes=processes,
         pipeline=one,
         pipeline_two=two,
         db_floor=db_floor,
@@ -181,6 +185,26 @@ async def _run(args: argparse.Namespace, folder: Path) -> Results:
         background_cores=background,
         disk_fsync=disk,
     )
+
+
+async def _api_processes(
+    args: argparse.Namespace, *, stack: Stack, users: list[User], cpu: CpuMeter
+) -> ProcessesRun:
+    """POST and GET rates with the one API process, then with two on a port of their own."""
+    _say("the API alone, one process")
+    options = {"concurrency": args.concurrency, "duration": args.duration, "meter": cpu}
+    post_one, get_one = await measure_rates(stack.api_url, users, label="1 API process", **options)
+    _say("the API alone, two processes")
+    two = await stack.start_api_processes(2)
+    # CPU only: its RSS is three processes' (supervisor and workers), not one service's.
+    cpu.watch("api x2", two.pid)
+    try:
+        url = api_url(two.settings)
+        await warm_up(url, users, concurrency=args.concurrency)
+        post_two, get_two = await measure_rates(url, users, label="2 API processes", **options)
+    finally:
+        stop_all([two])
+    return ProcessesRun(post_one, get_one, post_two, get_two)
 
 
 async def _delayed_phase(

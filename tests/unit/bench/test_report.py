@@ -9,7 +9,7 @@ from pathlib import Path
 import orjson
 import pytest
 
-from bench.apiload import ApiRun
+from bench.apiload import ApiRun, ProcessesRun
 from bench.delayed import DelayedRun
 from bench.floors import FloorRun
 from bench.load import Latency, LoadResult
@@ -22,6 +22,7 @@ from bench.report import (
     SPREAD,
     Results,
     print_table,
+    read_json,
     targets,
     write_json,
 )
@@ -168,3 +169,30 @@ def test_a_run_without_floors_or_completions_misses_instead_of_passing(tmp_path:
         "name": GET, "value": 1.0, "comparison": ">=", "threshold": 0.75, "unit": "%",
         "met": True, "measured": True, "figure": "100%", "goal": ">= 75%", "verdict": "met",
     }  # fmt: skip
+
+
+def test_one_vs_two_api_processes_is_printed_and_kept_in_the_json(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    processes = ProcessesRun(
+        post_one=_load(100), get_one=_load(200), post_two=_load(150), get_two=_load(360)
+    )
+    results = replace(_results(), api_processes=processes)
+    print_table(results)
+    out = capsys.readouterr().out
+    lines = {line.split("  ")[1]: line.split() for line in out.splitlines() if "->" in line}
+    assert lines["POST /v1/orders req/s, 1 -> 2 processes"][-4:] == ["100", "->", "150", "x1.50"]
+    assert lines["GET /v1/orders/{id} req/s, 1 -> 2 processes"][-4:] == [
+        "200",
+        "->",
+        "360",
+        "x1.80",
+    ]
+    # Figures, not targets: the issue asks for the comparison, not a threshold.
+    assert len(targets(results)) == len(targets(_results()))
+    write_json(results, tmp_path / "latest.json")
+    written = orjson.loads((tmp_path / "latest.json").read_bytes())["api_processes"]
+    assert {name: run["per_second"] for name, run in written.items()} == {
+        "post_one": 100.0, "get_one": 200.0, "post_two": 150.0, "get_two": 360.0,
+    }  # fmt: skip
+    assert read_json(tmp_path / "latest.json").api_processes == processes
