@@ -84,6 +84,10 @@ class _Worker:
 
 def supervise(settings: Settings) -> int:
     """Run ``settings.api_workers`` API processes until SIGTERM or SIGINT; the exit code."""
+    # What every worker would fail on at once is said here, once, as `serenade api` says it.
+    settings.require_jwt_secret()
+    settings.require_database_url()
+    settings.require_nats_servers()
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -184,7 +188,12 @@ def _work(
     """One worker process: the API on the shared socket until SIGTERM."""
     configure_logging("api", fields={"worker": number, "pid": os.getpid()})
     threading.Thread(target=_stop_when_orphaned, args=(supervisor,), daemon=True).start()
-    if not serve(settings, sockets=[sock], metrics_dir=metrics_dir):
+    try:
+        started = serve(settings, sockets=[sock], metrics_dir=metrics_dir)
+    except Exception:  # noqa: BLE001 - whatever it was, told here, and the supervisor stops
+        _log.exception("the API process could not start")
+        started = False
+    if not started:
         sys.exit(STARTUP_FAILURE)
 
 

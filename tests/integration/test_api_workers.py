@@ -18,7 +18,7 @@ import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from services.launcher import ServiceProcess, free_port
+from services.launcher import ServiceNotReadyError, ServiceProcess, free_port, stop_all
 from shared.auth import issue_token
 from tests.helpers import wait_for
 from tests.integration.api.support import ORDER
@@ -251,3 +251,44 @@ async def stream_an_order(
     await asyncio.wait_for(ready.wait(), 15)
     await publish(nc, *changes, completed_event(order, "complete"))
     assert await asyncio.gather(*watchers) == [expected] * 4
+
+
+async def test_a_setting_missing_stops_the_command_with_its_name_before_any_process_starts(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    log = Workers()
+    api = ServiceProcess(
+        ["api", "--workers", "2"], settings_factory(jwt_secret=None), on_line=log.on_line
+    )
+    try:
+        with pytest.raises(ServiceNotReadyError) as raised:
+            await api.start().wait_ready(timeout=60)
+    finally:
+        stop_all([api], grace=10)
+
+    assert "SERENADE_JWT_SECRET" in str(raised.value)
+    assert api.process is not None
+    assert api.process.returncode != 0
+    assert log.started() is None
+
+
+async def test_processes_that_cannot_start_stop_the_supervisor_instead_of_restarting_for_ever(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    log = Workers()
+    settings = settings_factory(api_port=free_port(), storage_url="ftp://nowhere/songs")
+    api = ServiceProcess(["api", "--workers", "2"], settings, on_line=log.on_line)
+    try:
+        with pytest.raises(ServiceNotReadyError) as raised:
+            await api.start().wait_ready(timeout=60)
+    finally:
+        stop_all([api], grace=40)
+
+    assert "unsupported storage URL" in str(raised.value)
+    assert api.process is not None
+    assert api.process.returncode == 1
+    started = log.started()
+    assert started is not None
+    assert all(gone(pid) for pid in started["pids"])
+    assert not exists(Path(started["metrics_dir"]))
+    assert not any(e.get("message") == "an API process died; starting another" for e in log.lines)
