@@ -146,9 +146,17 @@ def supervise(settings: Settings) -> int:
                 )
         return 0
     finally:
+        stopping = time.monotonic()
         _stop(workers)
         sock.close()
         shutil.rmtree(metrics_dir, ignore_errors=True)
+        _log.info(
+            "API processes stopped",
+            extra={
+                "seconds": round(time.monotonic() - stopping, 2),
+                "exit_codes": [worker.process.exitcode for worker in workers],
+            },
+        )
 
 
 def _stop(workers: list[_Worker]) -> None:

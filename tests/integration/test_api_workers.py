@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import nats
 import orjson
+import psutil
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -216,6 +217,10 @@ async def test_two_api_processes_share_the_port_the_metrics_the_events_and_stop_
 
     assert code == 0, api.tail()
     assert took < STOP_DEADLINE
+    stopped = next(e for e in log.lines if e.get("message") == "API processes stopped")
+    assert stopped["seconds"] < STOP_DEADLINE
+    # Each worker shut down as one `serenade api` does (uvicorn ends it with the signal again).
+    assert set(stopped["exit_codes"]) <= {0, -signal.SIGTERM}
     assert all(gone(pid) for pid in workers)
     assert not exists(metrics_dir)
 
@@ -292,3 +297,28 @@ async def test_processes_that_cannot_start_stop_the_supervisor_instead_of_restar
     assert all(gone(pid) for pid in started["pids"])
     assert not exists(Path(started["metrics_dir"]))
     assert not any(e.get("message") == "an API process died; starting another" for e in log.lines)
+
+
+async def test_one_worker_is_the_one_plain_process_as_before(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    port = free_port()
+    log = Workers()
+    api = ServiceProcess(["api"], settings_factory(api_port=port), on_line=log.on_line)
+    try:
+        await api.start().wait_ready(timeout=60)
+        async with fresh_connections() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{port}/metrics")).text
+        process = psutil.Process(api.pid)
+        children = process.children(recursive=True)
+        environment = process.environ()
+    finally:
+        code = api.terminate(timeout=STOP_DEADLINE)
+
+    # uvicorn ends a process stopped by a signal with that signal again, once it has shut down.
+    assert code in (0, -signal.SIGTERM)
+    assert children == []
+    assert "PROMETHEUS_MULTIPROC_DIR" not in environment
+    assert log.started() is None
+    assert counted(metrics, "serenade_http_requests_total", route="/ready", status="200") >= 1
+    assert not any("worker" in entry for entry in log.lines)
