@@ -24,6 +24,7 @@ from shared.auth import issue_token
 from tests.helpers import wait_for
 from tests.integration.api.support import ORDER
 from tests.integration.api.test_order_events import (
+    Item,
     SseReader,
     completed_event,
     publish,
@@ -322,3 +323,51 @@ async def test_one_worker_is_the_one_plain_process_as_before(
     assert log.started() is None
     assert counted(metrics, "serenade_http_requests_total", route="/ready", status="200") >= 1
     assert not any("worker" in entry for entry in log.lines)
+
+
+async def test_sigterm_ends_open_event_streams_of_every_process_and_stops_at_once(
+    settings_factory: Callable[..., Settings],
+) -> None:
+    port = free_port()
+    settings = settings_factory(api_port=port)
+    url = f"http://127.0.0.1:{port}"
+    token = issue_token(settings.require_jwt_secret(), user_id=uuid.uuid4())
+    headers = {"Authorization": f"Bearer {token}"}
+    log = Workers()
+    api = ServiceProcess(["api", "--workers", "2"], settings, on_line=log.on_line)
+    try:
+        await api.start().wait_ready(timeout=60)
+        async with fresh_connections() as http:
+            created = await http.post(f"{url}/v1/orders", json=ORDER, headers=headers)
+            assert created.status_code == 201, created.text
+            path = f"{url}/v1/orders/{created.json()['id']}/events"
+            opened = asyncio.Event()
+            watching = [0]
+
+            async def watch() -> Item | None:
+                async with http.stream("GET", path, headers=headers) as response:
+                    assert response.status_code == 200
+                    stream = SseReader(response)
+                    await stream.events(3)
+                    watching[0] += 1
+                    if watching[0] == 6:
+                        opened.set()
+                    return await stream.next_event(timeout=STOP_DEADLINE)
+
+            watchers = [asyncio.create_task(watch()) for _ in range(6)]
+            await asyncio.wait_for(opened.wait(), 20)
+            began = time.monotonic()
+            code = await asyncio.to_thread(api.terminate, STOP_DEADLINE + 10)
+            took = time.monotonic() - began
+            ends = await asyncio.gather(*watchers)
+    finally:
+        stop_all([api], grace=10)
+
+    assert code == 0, api.tail()
+    # Streams were ended first: no wait for the 10 s uvicorn gives open responses.
+    assert took < 5.0
+    assert ends == [None] * 6
+    served = {e["pid"] for e in log.lines if e.get("route") == EVENTS_ROUTE}
+    started = log.started()
+    assert started is not None
+    assert served <= set(started["pids"])
