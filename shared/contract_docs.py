@@ -193,8 +193,9 @@ def complete_asyncapi(
     """``document`` (AsyncAPI 3.0 as FastStream renders it) describing every contract subject.
 
     - Channels on a contract subject whose handler takes the raw message (FastStream then
-      knows no payload: ``EmptyPayload``) get the subject's event schema; ``extra_payloads``
-      does the same for other addresses (address -> JSON Schema).
+      knows no payload: ``EmptyPayload``), or whose subscriber has no handler (a schema with
+      only a title), get the subject's event schema; ``extra_payloads`` does the same for
+      other addresses (address -> JSON Schema).
     - Every contract subject no channel covers is added as a channel without an operation.
     - Every message names the real correlation header and the headers events carry.
     """
@@ -214,7 +215,7 @@ def complete_asyncapi(
         for reference in channel.get("messages", {}).values():
             message = messages[reference["$ref"].rsplit("/", 1)[-1]]
             message["correlationId"] = dict(_CORRELATION)
-            empty = message.get("payload", {}).get("$ref") == _EMPTY_PAYLOAD
+            empty = _empty_payload(message.get("payload", {}), schemas)
             if subject is not None:
                 message["headers"] = copy.deepcopy(_HEADERS)
                 if empty:
@@ -226,10 +227,26 @@ def complete_asyncapi(
     for subject in CONTRACT_SUBJECTS:
         if subject not in covered:
             _add_channel(channels, messages, subject, servers)
-    if not any(_references(value, _EMPTY_PAYLOAD) for value in messages.values()):
-        schemas.pop("EmptyPayload", None)
+    for name in [name for name, schema in schemas.items() if _placeholder(schema)]:
+        if not any(_references(m, _COMPONENT_SCHEMAS + name) for m in messages.values()):
+            del schemas[name]
     _name_messages_after_events(doc)
     return doc
+
+
+def _empty_payload(payload: Mapping[str, Any], schemas: Mapping[str, Any]) -> bool:
+    """Whether FastStream knew no payload: ``EmptyPayload``, or the title-only schema it names
+    for a subscriber without a handler (the generator's, whose intake pulls by hand)."""
+    reference = payload.get("$ref")
+    if not isinstance(reference, str) or not reference.startswith(_COMPONENT_SCHEMAS):
+        return False
+    schema = schemas.get(reference.removeprefix(_COMPONENT_SCHEMAS))
+    return reference == _EMPTY_PAYLOAD or (isinstance(schema, dict) and _placeholder(schema))
+
+
+def _placeholder(schema: Mapping[str, Any]) -> bool:
+    """A schema FastStream made for want of one: ``EmptyPayload`` or a title alone."""
+    return schema.get("title") == "EmptyPayload" or set(schema) == {"title"}
 
 
 def _name_messages_after_events(doc: dict[str, Any]) -> None:

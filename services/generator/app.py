@@ -1,12 +1,15 @@
 """The generator's composition root: ``build_app(settings)`` wires broker, consumer, pipeline,
-outbox relay and providers into one FastStream app.
+outbox relay, providers and the intake into one FastStream app.
 
 Resources live in the lifespan, in this order, and go in reverse: the provider (loaded first, so
 a bad ``SERENADE_PROVIDER`` stops the start before anything connects), a NATS connection for
 administration and the outbox relay, the stream and the durable consumer made to match the code,
-the database pool, the relay, the worker slots. The broker starts after the lifespan has entered
-and its subscriber binds to the consumer made here. On shutdown the hook stops intake, stops
-fetching, drains the slots (grace, then hand-back), and the lifespan flushes the outbox.
+the database pool, the relay, the worker slots, and the intake with a NATS connection of its own
+(its pulls, acks and heartbeats). The intake (``intake.py``) pulls from the consumer made here in
+batches no larger than the free slots; the broker's subscriber on the same subject has no
+handler: it describes the channel in the AsyncAPI document and consumes nothing. On shutdown the
+hook stops intake, stops fetching, drains the slots (grace, then hand-back), and the lifespan
+flushes the outbox.
 """
 
 from __future__ import annotations
@@ -16,13 +19,13 @@ import contextlib
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING, Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import nats
 from faststream import AckPolicy, FastStream
 from faststream.nats import JStream, NatsBroker, PullSub
-from faststream.nats.message import NatsMessage as RawNatsMessage
 from faststream.specification import AsyncAPI
 
 from shared.contract_docs import complete_asyncapi, render_json
@@ -40,11 +43,10 @@ from shared.storage import storage_from_url
 from shared.stream import ensure_consumer, ensure_stream
 from shared.telemetry import telemetry_server
 
-from .compat import LoopContext
 from .consumer import DURABLE, consumer_config
 from .deadletters import GeneratorDeadLettered
-from .delivery import NatsDelivery
 from .groups import PipelineGroups
+from .intake import Intake
 from .metrics import TimedProvider
 from .pipeline import Pipeline, Policy
 from .providers import concurrency_limit, load_provider, slots_for
@@ -53,26 +55,23 @@ from .workers import VariantWorkers
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from faststream.nats.subscriber.usecases import PullStreamSubscriber
     from nats.aio.client import Client as NatsClient
 
     from shared.settings import Settings
 
-__all__ = ["WORKERS", "asyncapi_document", "build_app", "take_variant_request"]
+__all__ = ["asyncapi_document", "build_app"]
 
-WORKERS = "generator_workers"
 _STOP_SUBSCRIBER_TIMEOUT = 5.0
 _FLUSH_TIMEOUT = 3.0
 _log = logging.getLogger("serenade.generator")
 
 
-async def take_variant_request(
-    message: Annotated[RawNatsMessage, LoopContext("message")],
-    workers: Annotated[VariantWorkers, LoopContext(WORKERS)],
-) -> None:
-    """A song variant to generate. The raw message, not a typed body: a message that is not a
-    valid `VariantRequested` is dead-lettered with its raw text, so parsing is the pipeline's."""
-    await workers.admit(NatsDelivery(message))
+@dataclass(frozen=True, slots=True)
+class _Work:
+    """What the lifespan started and the shutdown hook stops: the slots and their intake."""
+
+    workers: VariantWorkers
+    intake: Intake
 
 
 def build_app(settings: Settings) -> FastStream:
@@ -90,22 +89,22 @@ def build_app(settings: Settings) -> FastStream:
         log_level=logging.DEBUG,
         description="Generates song variants, tracks their status, dead-letters failures.",
     )
-    subscriber = broker.subscriber(
+    # No handler: the intake pulls the requests (see intake.py). The subscriber describes the
+    # channel (a request is a VariantRequested, or is dead-lettered with its raw text) and,
+    # without a handler, FastStream makes no subscription for it.
+    broker.subscriber(
         SUBJECT_VARIANT_REQUESTED,
-        # Made (and kept up to date) by shared.stream.ensure_stream in the lifespan.
         stream=JStream(STREAM_NAME, declare=False),
         durable=DURABLE,
         config=consumer_config(settings),
-        # One message per pull: nats-py's single-message fetch reports an empty pull as the
-        # nats.errors.TimeoutError FastStream expects (see services/deadletter/app.py).
         pull_sub=PullSub(batch_size=1, timeout=settings.nats_fetch_timeout),
-        # Every outcome settles differently (ack, nak with a backoff, nak at once): the
-        # pipeline settles each message itself, after its transaction commits.
         ack_policy=AckPolicy.MANUAL,
         title="generator:variants.requested",
+        description="A song variant to generate. A message that is not a valid "
+        "`VariantRequested` is dead-lettered with its raw text.",
     )
-    subscriber(take_variant_request)
     _document_publications(broker)
+    running: list[_Work] = []
 
     @contextlib.asynccontextmanager
     async def lifespan() -> AsyncIterator[None]:
@@ -113,16 +112,17 @@ def build_app(settings: Settings) -> FastStream:
         document = functools.cache(lambda: render_json(asyncapi_document(app)))
         async with (
             telemetry_server(settings, service="generator", asyncapi=document),
-            _resources(settings) as workers,
+            _resources(settings) as work,
         ):
-            app.context.set_global(WORKERS, workers)
+            running.append(work)
             try:
                 yield
             finally:
-                app.context.reset_global(WORKERS)
+                running.remove(work)
 
     async def stop_work() -> None:
-        await _stop_work(app, subscriber, settings.generator_shutdown_grace)
+        if running:  # else the lifespan never got as far as the slots
+            await _stop_work(running[0], settings.generator_shutdown_grace)
 
     app = FastStream(
         broker,
@@ -168,7 +168,7 @@ def _document_publications(broker: NatsBroker) -> None:
 
 
 @contextlib.asynccontextmanager
-async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
+async def _resources(settings: Settings) -> AsyncIterator[_Work]:
     provider = TimedProvider(load_provider(settings))
     storage = storage_from_url(settings.resolved_storage_url)
     dsn = settings.require_database_url()
@@ -200,20 +200,28 @@ async def _resources(settings: Settings) -> AsyncIterator[VariantWorkers]:
         workers = VariantWorkers(
             Pipeline(pool, storage, provider, policy, relay.wake, groups), concurrency=slots
         )
-        yield workers
+        # Pulls, acks and heartbeats on a connection of their own, closed after the slots
+        # drained (their last acks and naks go out on it).
+        intake_nats = await nats.connect(
+            settings.require_nats_servers(),
+            name="serenade-generator-intake",
+            max_reconnect_attempts=-1,
+            error_cb=_nats_error,
+        )
+        stack.push_async_callback(_close_nats, intake_nats)
+        intake = Intake(intake_nats.jetstream(), workers, fetch_timeout=settings.nats_fetch_timeout)
+        intake.start()
+        # Also when the start fails after this point (the shutdown hook then never runs).
+        stack.push_async_callback(intake.stop)
+        yield _Work(workers, intake)
 
 
-async def _stop_work(app: FastStream, subscriber: PullStreamSubscriber, grace: float) -> None:
+async def _stop_work(work: _Work, grace: float) -> None:
     """Stop intake and fetching, then let the slots drain: grace, then hand-back."""
-    workers = app.context.get(WORKERS)
-    if not isinstance(workers, VariantWorkers):
-        return  # the lifespan never got as far as the slots
+    workers = work.workers
     _log.info("stopping: %d variant(s) in work, grace %.1f s", workers.in_flight, grace)
     workers.close()
-    try:
-        await asyncio.wait_for(subscriber.stop(), _STOP_SUBSCRIBER_TIMEOUT)
-    except TimeoutError:
-        _log.warning("the subscriber did not stop in %.0f s", _STOP_SUBSCRIBER_TIMEOUT)
+    await work.intake.stop()
     await workers.drain(grace=grace)
     _log.info("stopped work", extra={"outcomes": {k.value: v for k, v in workers.outcomes.items()}})
 

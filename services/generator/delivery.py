@@ -1,5 +1,6 @@
 """One delivery of a JetStream message, as the pipeline sees it: its bytes, where it sits in the
-stream, and the three ways to settle it. The seam that keeps the pipeline free of FastStream."""
+stream, and the three ways to settle it. The seam that keeps the pipeline free of the NATS
+client."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from shared.events import CORRELATION_HEADER
 from .parsing import clean_correlation_id
 
 if TYPE_CHECKING:
-    from faststream.nats.message import NatsMessage
+    from nats.aio.msg import Msg
 
 __all__ = ["Delivery", "NatsDelivery", "Position"]
 
@@ -56,33 +57,34 @@ class Delivery(Protocol):
 
 
 class NatsDelivery:
-    """A FastStream ``NatsMessage`` as a ``Delivery``; settles through FastStream so that its
-    own bookkeeping (the message's committed state) stays true."""
+    """A nats-py JetStream ``Msg`` as a ``Delivery``. Settled at most once: a second ack or
+    nak (say, a requeue after the ack went out) is a no-op, as is a heartbeat after either."""
 
-    __slots__ = ("_message",)
+    __slots__ = ("_message", "_settled")
 
-    def __init__(self, message: NatsMessage) -> None:
+    def __init__(self, message: Msg) -> None:
         self._message = message
+        self._settled = False
 
     @property
     def subject(self) -> str:
-        return self._message.raw_message.subject
+        return self._message.subject
 
     @property
     def data(self) -> bytes:
-        return self._message.raw_message.data
+        return self._message.data
 
     @property
     def correlation_id(self) -> str | None:
-        headers = self._message.raw_message.headers or {}
+        headers = self._message.headers or {}
         return clean_correlation_id(headers.get(CORRELATION_HEADER))
 
     @property
     def position(self) -> Position | None:
-        raw = self._message.raw_message
-        if not raw.reply:
+        message = self._message
+        if not message.reply:
             return None  # not a JetStream delivery
-        metadata = raw.metadata
+        metadata = message.metadata
         return Position(
             stream=metadata.stream,
             sequence=metadata.sequence.stream,
@@ -91,10 +93,15 @@ class NatsDelivery:
         )
 
     async def ack(self) -> None:
-        await self._message.ack()
+        if not self._settled:
+            await self._message.ack()
+            self._settled = True
 
     async def nak(self, delay: float | None = None) -> None:
-        await self._message.nack(delay=delay)
+        if not self._settled:
+            await self._message.nak(delay=delay)
+            self._settled = True
 
     async def in_progress(self) -> None:
-        await self._message.in_progress()
+        if not self._settled:
+            await self._message.in_progress()

@@ -1,10 +1,9 @@
 """The generator's slots: at most ``concurrency`` deliveries in work, and no message fetched
 before a slot is free for it.
 
-FastStream's pull subscriber fetches one message at a time and waits for its handler; the handler
-here (``admit``) starts the work in a task and returns only once a slot is free again, so the
-next fetch always has somewhere to go. (FastStream's own ``max_workers`` fetches first and waits
-for a worker after, which leaves one message per process held and not kept alive.)
+The intake (``intake.py``) asks ``room()`` how many slots are free (waiting until one is), pulls
+at most that many messages, and hands each to ``take``, which starts its work in a task and
+never waits: a batch taken in one pass of the loop is claimed in one group commit.
 
 While PostgreSQL is unreachable nothing more is fetched: every delivery counts against the
 consumer's delivery limit, and taking message after message only to requeue it would spend the
@@ -75,6 +74,8 @@ class VariantWorkers:
         self._probe = database_probe or self._database_answers
         self._probe_interval = probe_interval
         self._probing: asyncio.Task[None] | None = None
+        # Naks of deliveries that arrived after close (kept referenced until they are done).
+        self._settling: set[asyncio.Task[None]] = set()
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
 
     @property
@@ -90,28 +91,45 @@ class VariantWorkers:
         """Whether the intake is open (False while PostgreSQL is unreachable)."""
         return self._database_up
 
-    async def admit(self, delivery: Delivery) -> None:
-        """Start work on ``delivery``; return once a slot is free for the next one."""
+    @property
+    def free(self) -> int:
+        """Slots free for more deliveries now (0 while closed or PostgreSQL is away)."""
+        if self._closed or not self._database_up:
+            return 0
+        return max(self._concurrency - len(self._running), 0)
+
+    async def room(self) -> int:
+        """Wait until a slot is free and the intake open; the free slots then, or 0 once closed."""
+        while not self._closed and not self.free:
+            self._slot_freed.clear()
+            await self._slot_freed.wait()
+        return self.free
+
+    def take(self, delivery: Delivery) -> None:
+        """Start work on ``delivery`` now (the caller fetched it into a free slot)."""
         if self._closed:
             # Fetched as the process stops: straight back to the stream, untouched.
-            with contextlib.suppress(Exception):
-                await delivery.nak()
+            task = asyncio.create_task(_hand_straight_back(delivery), name="hand-back")
+            self._settling.add(task)
+            task.add_done_callback(self._settling.discard)
             return
         sequence = delivery.position.sequence if delivery.position else None
         if sequence is not None and sequence in self._running.values():
             # Redelivered to this very process while its first delivery is still in work
             # (a stall outlasted the ack wait): that work settles the message.
             _log.warning("duplicate delivery of a message in work here", extra={"seq": sequence})
-        else:
-            task = asyncio.create_task(self._work(delivery), name=f"variant-{sequence}")
-            self._running[task] = sequence
-            metrics.IN_FLIGHT.inc()
-            task.add_done_callback(self._finished)
-        while not self._closed and (
-            len(self._running) >= self._concurrency or not self._database_up
-        ):
-            self._slot_freed.clear()
-            await self._slot_freed.wait()
+            return
+        task = asyncio.create_task(self._work(delivery), name=f"variant-{sequence}")
+        self._running[task] = sequence
+        metrics.IN_FLIGHT.inc()
+        task.add_done_callback(self._finished)
+
+    async def admit(self, delivery: Delivery) -> None:
+        """``take(delivery)``, then return once a slot is free for the next one."""
+        self.take(delivery)
+        if self._settling:
+            await asyncio.wait(list(self._settling))
+        await self.room()
 
     def close(self) -> None:
         """Admit nothing more (late deliveries are handed straight back)."""
@@ -125,6 +143,8 @@ class VariantWorkers:
         (back to pending, nak: another process takes it at once); whatever still runs after
         ``settle_timeout`` more seconds is cancelled and left to the ack wait."""
         self.close()
+        if self._settling:
+            await asyncio.wait(list(self._settling), timeout=settle_timeout)
         if self._running:
             await asyncio.wait(list(self._running), timeout=grace)
         if self._running:
@@ -191,6 +211,11 @@ class VariantWorkers:
                 error=repr(error), correlation_id=parsed.correlation_id,
             )  # fmt: skip
         return Report(Outcome.REQUEUED, error=repr(error))
+
+
+async def _hand_straight_back(delivery: Delivery) -> None:
+    with contextlib.suppress(Exception):
+        await delivery.nak()
 
 
 def _log_report(report: Report, delivery: Delivery, seconds: float) -> None:

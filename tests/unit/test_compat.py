@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-COMPAT_MODULES = ("shared.compat", "services.generator.compat", "services.api.common.compat")
+COMPAT_MODULES = ("shared.compat", "services.api.common.compat")
 
 
 @pytest.mark.parametrize("name", COMPAT_MODULES)
