@@ -28,6 +28,7 @@ from nats.js.errors import APIError, ServiceUnavailableError
 
 from shared.events import STREAM_NAME
 
+from . import metrics
 from .consumer import DURABLE
 from .delivery import NatsDelivery
 
@@ -107,9 +108,11 @@ class Intake:
                         min(free, self._cap), timeout=self._follow_up_timeout
                     )
             except TimeoutError:  # nats.errors.TimeoutError too: nothing to take
+                metrics.PULLS.labels("empty").inc()
                 idle, backoff = True, _BACKOFF
                 continue
             except Exception as error:  # noqa: BLE001 - the intake never stops on its own
+                metrics.PULLS.labels("error").inc()
                 if isinstance(error, _PULL_TROUBLE):
                     _log.warning("cannot pull requests now: %r", error)
                 else:
@@ -120,6 +123,9 @@ class Intake:
                 continue
             backoff = _BACKOFF
             idle = not messages
+            metrics.PULLS.labels("messages" if messages else "empty").inc()
+            if messages:
+                metrics.PULL_SIZE.observe(len(messages))
             # All in this pass of the loop: their claims join one group commit.
             for message in messages:
                 self._workers.take(NatsDelivery(message))

@@ -1,8 +1,9 @@
 """Prometheus metrics of the generator (default registry, served by ``shared.telemetry``):
-variants by outcome, generation attempts, how long generation takes, variants in flight.
+variants by outcome, generation attempts, how long generation takes, variants in flight, and the
+intake's pulls (how many, how many requests each brought).
 
-FastStream's own middleware would time the subscriber's handler, which here only admits a
-delivery into a slot: the numbers that matter are taken where the work happens.
+The intake pulls with nats-py, not through a FastStream handler (``intake.py``), so FastStream's
+middleware would count nothing here: the numbers are taken where the work happens.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ __all__ = [
     "FINAL_ATTEMPTS",
     "GENERATION_SECONDS",
     "IN_FLIGHT",
+    "PULLS",
+    "PULL_SIZE",
     "VARIANTS",
     "TimedProvider",
     "record_report",
@@ -59,12 +62,25 @@ IN_FLIGHT = Gauge(
     "Deliveries this process is working on now (at most SERENADE_GENERATOR_CONCURRENCY, or "
     "the provider's own limit when lower).",
 )
+PULLS = Counter(
+    "serenade_generator_pulls",
+    "Pulls from the generator's consumer, by result: messages, empty (routine when idle), or "
+    "error (NATS away or refusing; the intake backs off and pulls again).",
+    ["result"],
+)
+PULL_SIZE = Histogram(
+    "serenade_generator_pull_size",
+    "Requests one pull brought (pulls that brought any); never more than the free slots.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
 _FINAL_OUTCOMES = frozenset({"complete", "failed"})
 # Every series exists from the start (at 0), so a rate() sees the first one.
 for _outcome in Outcome:
     VARIANTS.labels(_outcome.value)
 for _result in ("ok", "error", "stopped"):
     ATTEMPTS.labels(_result)
+for _result in ("messages", "empty", "error"):
+    PULLS.labels(_result)
 
 
 def record_report(report: Report) -> None:
