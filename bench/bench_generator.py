@@ -6,6 +6,9 @@ the orders, starts the processes, waits until they are ready, publishes one
 ``serenade.variants.requested`` per variant and times until every variant is complete.
 
     .venv/bin/python bench/bench_generator.py [--orders 200] [--concurrency 8] [--processes 1 2]
+
+It prints, per run, the variants per second and the generators' CPU per variant (from ready to
+the last variant complete).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import asyncpg
 import nats
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -45,6 +49,12 @@ class Run:
     processes: int
     variants: int
     seconds: float
+    # The generators' CPU seconds from ready to the last variant complete (start-up excluded).
+    cpu_seconds: float
+
+    @property
+    def cpu_ms_per_variant(self) -> float:
+        return self.cpu_seconds * 1000 / self.variants
 
     @property
     def per_second(self) -> float:
@@ -107,6 +117,8 @@ async def bench_once(
             for n in range(processes)
         ]
         await asyncio.gather(*(child.start().wait_ready() for child in children))
+        generators = [psutil.Process(child.pid) for child in children]
+        cpu_before = sum(_cpu(process) for process in generators)
 
         started = time.monotonic()
         await asyncio.gather(
@@ -121,12 +133,19 @@ async def bench_once(
             return bool(complete == len(requests))
 
         await wait_until(done, timeout=600, interval=0.02, what="every variant complete")
-        return Run(processes, len(requests), time.monotonic() - started)
+        seconds = time.monotonic() - started
+        cpu = sum(_cpu(process) for process in generators) - cpu_before
+        return Run(processes, len(requests), seconds, cpu)
     finally:
         stop_all(children)
         await nc.close()
         await pool.close()
         nats_server.stop()
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return float(times.user + times.system)
 
 
 async def main() -> None:
@@ -159,7 +178,8 @@ async def main() -> None:
     for run in runs:
         print(
             f"  {run.processes} process(es): {run.per_second:7.1f} variants/s "
-            f"({run.variants} in {run.seconds:.2f} s)"
+            f"({run.variants} in {run.seconds:.2f} s), "
+            f"generator CPU {run.cpu_ms_per_variant:.2f} ms per variant"
         )
 
 

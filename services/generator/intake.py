@@ -78,6 +78,7 @@ class Intake:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="generator-intake")
+        self._task.add_done_callback(_ended)
 
     async def stop(self) -> None:
         """Stop pulling (a pull in flight is abandoned) and drop the subscription. What
@@ -137,3 +138,10 @@ class Intake:
                 durable=DURABLE, stream=STREAM_NAME
             )
         return self._subscription
+
+
+def _ended(task: asyncio.Task[None]) -> None:
+    """The intake ends when the slots close or it is stopped; anything else is a bug that
+    leaves the process taking nothing: said loudly."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("the intake stopped: %r", task.exception(), exc_info=task.exception())

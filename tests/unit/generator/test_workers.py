@@ -259,3 +259,27 @@ async def test_stopping_while_postgres_is_unreachable_does_not_wait_for_it() -> 
     await asyncio.wait_for(workers.drain(grace=_DEADLINE), _DEADLINE)
     await asyncio.wait_for(admitting, _DEADLINE)
     assert database.probes >= 1
+
+
+async def test_room_says_how_many_slots_are_free_and_waits_while_none_is() -> None:
+    script = _Script()
+    workers = VariantWorkers(_pipeline(), concurrency=3, process=script)
+    assert await asyncio.wait_for(workers.room(), _DEADLINE) == 3
+    for sequence in (1, 2, 3):  # one pull's batch, taken in one pass
+        workers.take(_Delivery(sequence))
+    await _until(lambda: script.started == [1, 2, 3], "the batch to start")
+    waiting = asyncio.ensure_future(workers.room())
+    await _until(lambda: workers.in_flight == 3, "three in work")
+    assert not waiting.done()  # no slot free: nothing more is pulled
+
+    script.release[2].set()
+    assert await asyncio.wait_for(waiting, _DEADLINE) == 1
+    workers.close()
+    assert await asyncio.wait_for(workers.room(), _DEADLINE) == 0  # closed: stop pulling
+    late = _Delivery(4)
+    workers.take(late)
+    for sequence in (1, 3):
+        script.release[sequence].set()
+    await workers.drain(grace=_DEADLINE)
+    assert late.settled == ["nak"]  # pulled as the process stopped: straight back
+    assert script.started == [1, 2, 3]
