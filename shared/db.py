@@ -2,7 +2,8 @@
 
 Every query runs inside ``transaction(pool, caller)``, which takes the caller's PostgreSQL role
 and claims for the transaction only, as PostgREST does, so row-level security decides what the
-caller may see and write.
+caller may see and write. The API's reads are one statement instead: a function of migration
+0100 that takes the same three settings (``caller_args``) for that statement only.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ __all__ = [
     "Caller",
     "Role",
     "act_as_service",
+    "caller_args",
     "connect",
     "create_pool",
     "init_connection",
@@ -137,11 +139,16 @@ SELECT set_config('role', $1, true),
 """
 
 
+def caller_args(caller: Caller) -> tuple[str, str, str]:
+    """``caller`` as the three settings it takes: role, claims (JSON) and share token ('' for
+    none). Also the first three arguments of the read functions (migration 0100), which take
+    the caller themselves."""
+    return caller.role.value, _encode_json(dict(caller.claims)), caller.share_token or ""
+
+
 async def take_caller(conn: asyncpg.Connection, caller: Caller) -> None:
     """Take ``caller``'s role, claims and share token until the current transaction ends."""
-    await conn.execute(
-        _TAKE_CALLER, caller.role.value, _encode_json(dict(caller.claims)), caller.share_token or ""
-    )
+    await conn.execute(_TAKE_CALLER, *caller_args(caller))
 
 
 def _literal(text: str) -> str:

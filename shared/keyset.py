@@ -18,7 +18,14 @@ if TYPE_CHECKING:
 
     import asyncpg
 
-__all__ = ["FAILED_JOB_COLUMNS", "Page", "Position", "failed_jobs_page", "newest_first"]
+__all__ = [
+    "FAILED_JOB_COLUMNS",
+    "Page",
+    "Position",
+    "failed_jobs_page",
+    "newest_first",
+    "page_of",
+]
 
 FAILED_JOB_COLUMNS: Final = (
     "id, subject, service, event_data, event_text, error_type, error, attempts, message_id,"
@@ -66,7 +73,12 @@ async def newest_first(
         f" ORDER BY created_at DESC, id DESC LIMIT ${len(params)}",
         *params,
     )
-    page = rows[:limit]
+    return page_of(rows, limit)
+
+
+def page_of(rows: Sequence[asyncpg.Record], limit: int) -> Page:
+    """The page of ``rows`` read newest first with one more than ``limit`` asked for."""
+    page = list(rows[:limit])
     if len(rows) > limit and page:
         return Page(page, Position(page[-1]["created_at"], page[-1]["id"]))
     return Page(page, None)

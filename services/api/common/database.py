@@ -1,7 +1,8 @@
 """The API's unit of work: one transaction as the caller, bounded in time, and a nudge to the
 outbox relay once a transaction that wrote events has committed (``shared.unit_of_work``: the
 wake follows every outbox write on the connection, by construction). And the group commits of
-the writes that arrive together (``group``)."""
+the writes that arrive together (``group``), and the reads: one statement outside any
+transaction, calling a function that takes the caller itself (``reading``)."""
 
 import asyncio
 import contextlib
@@ -80,3 +81,19 @@ class Database:
             await self.pool.release(conn)
         if unit.wrote_events:
             self.events_committed()
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[asyncpg.Connection]:
+        """A connection outside any transaction, for one call of a read function of migration
+        0100 (``api.get_order``...), which takes the caller itself: one round trip. Acting as
+        itself the login role sees no row of any table (row-level security is forced and has
+        no policy for it), so nothing else belongs here. Bounded in time as ``run_as``."""
+        async with asyncio.timeout(self.acquire_timeout):
+            conn = await self.pool.acquire()
+        try:
+            yield conn
+        except (TimeoutError, asyncio.CancelledError):
+            conn.terminate()  # PostgreSQL did not answer in time: as in run_as
+            raise
+        finally:
+            await self.pool.release(conn)

@@ -27,12 +27,13 @@ from services.api.orders.views import (
     fetch_payments,
     fetch_variants,
     order_out,
+    order_read_out,
     split_order_rows,
 )
-from shared.db import Caller, act_as_service
+from shared.db import Caller, act_as_service, caller_args
 from shared.enums import PaymentKind, PaymentStatus, RequestReason
 from shared.events import OrderCreated, VariantRequested
-from shared.keyset import newest_first
+from shared.keyset import Position, page_of
 from shared.outbox import enqueue
 from shared.payments.ledger import lapse, lock_payment, open_payment
 
@@ -43,6 +44,8 @@ __all__ = [
     "create_order",
     "get_order",
     "list_orders",
+    "read_order",
+    "read_orders",
     "request_digest",
 ]
 
@@ -324,24 +327,13 @@ async def list_orders(
     """The caller's orders, newest first, ``limit`` at a time."""
     user_id = _owner(caller)
     after = cursors.decode(ORDERS_LISTING, cursor)
-    async with db.run_as(caller) as conn:
-        page = await newest_first(
-            conn,
-            columns=ORDER_COLUMNS,
-            table="orders",
-            where=["user_id = $1"],
-            args=[user_id],
-            after=after,
-            limit=limit,
+    async with db.reading() as conn:
+        rows = await read_orders(
+            conn, caller, user_id, after=after, limit=limit + 1, with_payments=with_payments
         )
-        order_ids = [row["id"] for row in page.rows]
-        variants = await fetch_variants(conn, order_ids)
-        payments = await fetch_payments(conn, order_ids) if with_payments else {}
+    page = page_of(rows, limit)
     return OrderPage(
-        items=[
-            order_out(row, variants[row["id"]], payments.get(row["id"]) if with_payments else None)
-            for row in page.rows
-        ],
+        items=[order_read_out(row) for row in page.rows],
         next_cursor=None if page.next is None else cursors.encode(ORDERS_LISTING, page.next),
     )
 
@@ -350,15 +342,47 @@ async def get_order(
     db: Database, caller: Caller, order_id: uuid.UUID, *, with_payments: bool = False
 ) -> OrderOut:
     """One order the caller may see (its owner, or service_role); 404 otherwise."""
-    async with db.run_as(caller) as conn:
-        rows = await conn.fetch(
-            f"{ORDER_WITH_VARIANTS} WHERE o.id = $1 ORDER BY v.variant_number", order_id
-        )
-        payments = await fetch_payments(conn, [order_id]) if with_payments and rows else None
-    if not rows:
+    async with db.reading() as conn:
+        row = await read_order(conn, caller, order_id, with_payments=with_payments)
+    if row is None:
         raise NotFound("no such order")
-    order, variants = split_order_rows(rows)
-    return order_out(order, variants, None if payments is None else payments[order_id])
+    return order_read_out(row)
+
+
+async def read_order(
+    conn: asyncpg.Connection, caller: Caller, order_id: uuid.UUID, *, with_payments: bool
+) -> asyncpg.Record | None:
+    """The order with its variants (and payments) as ``caller`` sees it, in one round trip
+    outside any transaction: ``api.get_order`` takes the caller itself (migration 0100)."""
+    return await conn.fetchrow(
+        "SELECT * FROM api.get_order($1, $2, $3, $4, $5)",
+        *caller_args(caller),
+        order_id,
+        with_payments,
+    )
+
+
+async def read_orders(
+    conn: asyncpg.Connection,
+    caller: Caller,
+    user_id: uuid.UUID,
+    *,
+    after: Position | None,
+    limit: int,
+    with_payments: bool,
+) -> list[asyncpg.Record]:
+    """``user_id``'s orders newest first after ``after``, at most ``limit``, with their
+    variants (and payments), as ``caller`` sees them, in one round trip (``api.list_orders``)."""
+    rows: list[asyncpg.Record] = await conn.fetch(
+        "SELECT * FROM api.list_orders($1, $2, $3, $4, $5, $6, $7, $8)",
+        *caller_args(caller),
+        user_id,
+        None if after is None else after.created_at,
+        None if after is None else after.id,
+        limit,
+        with_payments,
+    )
+    return rows
 
 
 async def cancel_order(

@@ -18,6 +18,7 @@ __all__ = [
     "fetch_payments",
     "fetch_variants",
     "order_out",
+    "order_read_out",
     "payment_out",
     "split_order_rows",
     "variant_out",
@@ -128,6 +129,13 @@ def order_out(
             "payments": [by_id[row["id"]] for row in payments],
         }
     )
+
+
+def order_read_out(row: asyncpg.Record) -> OrderOut:
+    """The Order from a row of ``api.get_order`` or ``api.list_orders`` (migration 0100): the
+    order's columns, its variants, and its payments (NULL when they were not asked for)."""
+    order = {name: row[name] for name in _ORDER_NAMES}
+    return order_out(order, row["variants"], row["payments"])
 
 
 async def fetch_payments(

@@ -9,6 +9,7 @@ import datetime as dt
 import time
 import uuid
 
+import asyncpg
 from litestar.response import Stream
 
 from services.api.common.database import Database
@@ -16,12 +17,13 @@ from services.api.common.problems import NotFound
 from services.api.common.signing import UrlSigner
 from services.api.sharing.media import audio_response, check_signature
 from services.api.sharing.schemas import ShareOut
-from shared.db import Caller
+from shared.db import Caller, caller_args
 from shared.enums import GenerationStatus
 from shared.storage import Storage, validate_key
 
 __all__ = [
     "canonical_token",
+    "read_share",
     "serve_shared_audio",
     "share_audio_key",
     "share_audio_path",
@@ -44,14 +46,8 @@ def share_audio_path(token: uuid.UUID) -> str:
 async def share_view(db: Database, signer: UrlSigner, token: str) -> ShareOut:
     """What the holder of a share link may see."""
     share_token = canonical_token(token)
-    async with db.run_as(Caller.anon(share_token)) as conn:
-        row = await conn.fetchrow(
-            "SELECT v.variant_number, v.status, v.title, v.lyrics, v.duration_seconds,"
-            " v.storage_path, o.recipient_name, o.occasion"
-            " FROM song_variants v JOIN orders o ON o.id = v.order_id"
-            " WHERE v.share_token = $1",
-            share_token,
-        )
+    async with db.reading() as conn:
+        row = await read_share(conn, share_token)
     if row is None:
         raise NotFound("no such share link")
     audio_url, expires_at = None, None
@@ -66,14 +62,22 @@ async def share_view(db: Database, signer: UrlSigner, token: str) -> ShareOut:
 async def share_audio_key(db: Database, token: str) -> str:
     """The storage key of a shared variant's audio; 404 when there is none."""
     share_token = canonical_token(token)
-    async with db.run_as(Caller.anon(share_token)) as conn:
-        key = await conn.fetchval(
-            "SELECT storage_path FROM song_variants WHERE share_token = $1 AND status = 'complete'",
-            share_token,
-        )
-    if not key:
+    async with db.reading() as conn:
+        row = await read_share(conn, share_token)
+    if row is None or row["status"] != GenerationStatus.COMPLETE or not row["storage_path"]:
         raise NotFound("no audio for this share link")
-    return str(key)
+    return str(row["storage_path"])
+
+
+async def read_share(conn: asyncpg.Connection, share_token: uuid.UUID) -> asyncpg.Record | None:
+    """The shared variant and its order's recipient and occasion, as the anonymous role
+    presenting ``share_token``, in one round trip outside any transaction: ``api.get_share``
+    takes the caller itself (migration 0100)."""
+    return await conn.fetchrow(
+        "SELECT * FROM api.get_share($1, $2, $3, $4)",
+        *caller_args(Caller.anon(share_token)),
+        share_token,
+    )
 
 
 async def serve_shared_audio(

@@ -1,6 +1,7 @@
 """A PostgreSQL that stops answering (frozen, or its packets lost: drill 5) costs a request one
 command timeout, not two: the transaction's ROLLBACK is not waited for on a server that did not
-answer the query, and the pool recovers once the server answers again."""
+answer the query, and the pool recovers once the server answers again. The same for a read
+(one statement outside any transaction)."""
 
 from __future__ import annotations
 
@@ -72,3 +73,25 @@ async def test_a_caller_giving_up_does_not_wait_for_the_rollback_either(
 
     assert took < 0.3 + 0.5 * COMMAND_TIMEOUT
     assert await _select(db) == 1
+
+
+async def _read(db: Database) -> object:
+    async with db.reading() as conn:
+        return await conn.fetchval("SELECT count(*) FROM api.get_share('anon', '', '', $1)", None)
+
+
+async def test_a_read_on_a_frozen_database_costs_one_command_timeout_then_recovers(
+    frozen: tuple[EmbeddedPostgres, Database],
+) -> None:
+    postgres, db = frozen
+    assert await _read(db) == 0
+
+    postgres.pause()
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await _read(db)
+    took = time.monotonic() - started
+    postgres.resume()
+
+    assert took < 1.5 * COMMAND_TIMEOUT
+    assert await _read(db) == 0

@@ -177,10 +177,14 @@ async def test_with_postgres_unreachable_requests_get_503_quickly_and_ready_says
         started = time.monotonic()
         created = await client.post("/v1/orders", json=ORDER, headers=world.a)
         listed = await client.get("/v1/orders", headers=world.a)
+        read = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=world.a)
+        shared = await client.get(f"/v1/share/{uuid.uuid4()}")
         ready = await client.get("/ready")
         elapsed = time.monotonic() - started
 
-    assert (created.status_code, listed.status_code, ready.status_code) == (503, 503, 503)
+    statuses = (created, listed, read, shared, ready)
+    assert [response.status_code for response in statuses] == [503] * 5
+    assert read.headers["content-type"] == "application/problem+json"
     assert created.headers["content-type"] == "application/problem+json"
     assert "database" in created.json()["detail"]
     assert "Traceback" not in created.text
