@@ -6,6 +6,7 @@ the orders, starts the processes, waits until they are ready, publishes one
 ``serenade.variants.requested`` per variant and times until every variant is complete.
 
     .venv/bin/python bench/bench_generator.py [--orders 200] [--concurrency 8] [--processes 1 2]
+        [--provider-delay-ms 0]
 
 It prints, per run, the variants per second and the generators' CPU per variant (from ready to
 the last variant complete).
@@ -92,7 +93,13 @@ async def _seed(pool: asyncpg.Pool, orders: int) -> list[VariantRequested]:
 
 
 async def bench_once(
-    root: Path, admin_dsn: str, *, processes: int, orders: int, concurrency: int
+    root: Path,
+    admin_dsn: str,
+    *,
+    processes: int,
+    orders: int,
+    concurrency: int,
+    provider_delay_ms: int = 0,
 ) -> Run:
     nats_server = EmbeddedNats(root / f"nats-{processes}")
     nats_url = nats_server.start()
@@ -108,6 +115,7 @@ async def bench_once(
             database_url=dsn,
             nats_url=nats_url,
             provider="instant",
+            provider_delay_ms=provider_delay_ms,
             storage_url=(root / f"storage-{processes}").as_uri(),
             generator_concurrency=concurrency,
             data_dir=root / "data",
@@ -153,6 +161,13 @@ async def main() -> None:
     parser.add_argument("--orders", type=int, default=200, help="orders of 3 variants each")
     parser.add_argument("--concurrency", type=int, default=8, help="slots per process")
     parser.add_argument("--processes", type=int, nargs="+", default=[1, 2])
+    parser.add_argument(
+        "--provider-delay-ms",
+        type=int,
+        default=0,
+        help="each song takes this long (a remote "
+        "provider's wait: the generator is then bound by its slots, not its work)",
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="serenade-bench-") as folder:
         root = Path(folder)
@@ -166,13 +181,15 @@ async def main() -> None:
                     processes=count,
                     orders=args.orders,
                     concurrency=args.concurrency,
+                    provider_delay_ms=args.provider_delay_ms,
                 )
                 for count in args.processes
             ]
         finally:
             postgres.stop()
+    delay = f" taking {args.provider_delay_ms} ms" if args.provider_delay_ms else ""
     print(
-        f"generator, instant provider, {args.orders * 3} variants, "
+        f"generator, instant provider{delay}, {args.orders * 3} variants, "
         f"concurrency {args.concurrency} per process, {os.cpu_count()} CPUs"
     )
     for run in runs:
