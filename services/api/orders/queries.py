@@ -147,22 +147,26 @@ class _GroupedOrder:
 
 
 _CREATE_ORDERS_AS = (
-    "SELECT create_order_as(r, c, u, rn, o::occasion, d, g::genre, m::mood, s, k, dg, vc) AS id"
+    "SELECT r.made, r.variants"
     " FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::date[],"
     " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[])"
-    " WITH ORDINALITY AS t (r, c, u, rn, o, d, g, m, s, k, dg, vc, n) ORDER BY n"
+    " WITH ORDINALITY AS t (r, c, u, rn, o, d, g, m, s, k, dg, vc, n)"
+    " CROSS JOIN LATERAL"
+    " create_order_as(r, c, u, rn, o::occasion, d, g::genre, m::mood, s, k, dg, vc) AS r"
+    " ORDER BY t.n"
 )
 
 
 async def _create_group(
     conn: asyncpg.Connection, items: list[_GroupedOrder]
 ) -> list[CreatedOrder | None]:
-    """The orders of one group (payments off) in the group's transaction: each inserted with
-    its variants under its own caller's role and claims (``create_order_as``, migration 0110:
-    row-level security checks every row as in ``_create_once``), all in one statement; then,
-    as service_role, the rows read back and every event in one outbox insert. None for an
-    order whose key was taken (already, or by an earlier order of the group): it is answered
-    alone after this commit, by ``_create_once`` (a replay, or 409)."""
+    """The orders of one group (payments off) in the group's transaction, in one statement:
+    each inserted with its variants under its own caller's role and claims by
+    ``create_order_as`` (migration 0110: row-level security checks every row as in
+    ``_create_once``), which returns the rows and gives the transaction back its
+    service_role; then every event in one outbox insert. None for an order whose key was
+    taken (already, or by an earlier order of the group): it is answered alone after this
+    commit, by ``_create_once`` (a replay, or 409)."""
     rows = await conn.fetch(
         _CREATE_ORDERS_AS,
         [item.caller.role.value for item in items],
@@ -178,25 +182,15 @@ async def _create_group(
         [item.new.digest for item in items],
         [item.new.body.variant_count for item in items],
     )
-    ids: list[uuid.UUID | None] = [row["id"] for row in rows]
-    await act_as_service(conn)
-    made = [order_id for order_id in ids if order_id is not None]
-    if not made:
-        return [None] * len(items)
-    by_order: dict[uuid.UUID, list[asyncpg.Record]] = {order_id: [] for order_id in made}
-    for row in await conn.fetch(
-        f"{ORDER_WITH_VARIANTS} WHERE o.id = ANY($1::uuid[]) ORDER BY o.id, v.variant_number",
-        made,
-    ):
-        by_order[row["id"]].append(row)
     results: list[CreatedOrder | None] = []
     events: list[OrderCreated | VariantRequested] = []
-    for item, order_id in zip(items, ids, strict=True):
-        if order_id is None:
+    for item, row in zip(items, rows, strict=True):
+        order = row["made"]
+        if order is None:
             results.append(None)
             continue
-        order, variants = split_order_rows(by_order[order_id])
-        events.extend(_order_events(item.new, order_id, variants))
+        variants = sorted(row["variants"], key=lambda variant: variant["variant_number"])
+        events.extend(_order_events(item.new, order["id"], variants))
         results.append(CreatedOrder(order_out(order, variants), replayed=False))
     await enqueue(conn, *events)
     return results
