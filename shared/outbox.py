@@ -33,7 +33,6 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
     from nats.aio.subscription import Subscription
-    from nats.js.api import PubAck
 
 
 __all__ = [
@@ -75,7 +74,7 @@ class OutboxRelay:
             raise ValueError("need 1 <= batch_size <= max_batch_size")
         self._dsn = dsn
         self._nc = nc
-        self._js = nc.jetstream()
+        self._acks = _Acks(nc)
         self._poll_interval = poll_interval
         self._batch_size = batch_size
         self._max_batch_size = max_batch_size
@@ -110,6 +109,7 @@ class OutboxRelay:
     async def stop(self) -> None:
         await self._background.stop()
         await self._stop_listening()
+        await self._acks.close()
 
     async def _stop_listening(self) -> None:
         sub, self._wake_sub = self._wake_sub, None
@@ -235,35 +235,110 @@ class OutboxRelay:
     async def _publish_wave(self, rows: Sequence[asyncpg.Record]) -> list[int]:
         """Send ``rows`` in order, then wait for their acks; the ids acked before the first
         failure."""
-        acks: list[asyncio.Future[PubAck]] = []
-        failure: BaseException | None = None
+        failure: BaseException | str | None = None  # the first, which stops the wave
+        sent = 0
         try:
-            for row in rows:
-                acks.append(
-                    await self._js.publish_async(
-                        row["subject"], orjson.dumps(row["payload"]), headers=dict(row["headers"])
-                    )
+            reply = await self._acks.begin(len(rows))
+            for position, row in enumerate(rows):
+                await self._nc.publish(
+                    row["subject"],
+                    orjson.dumps(row["payload"]),
+                    reply=f"{reply}{position}",
+                    headers=row["headers"],
                 )
-        except (NatsError, TimeoutError) as error:
+                sent += 1
+        except (NatsError, OSError) as error:
             failure = error
-        if acks:
-            await asyncio.wait(acks, timeout=self._publish_timeout)
+        problems = await self._acks.wait(sent, self._publish_timeout) if sent else []
         published: list[int] = []
-        for row, ack in zip(rows, acks, strict=False):
-            problem: BaseException | None
-            if not ack.done():
-                ack.cancel()  # frees its slot in the client; it is sent again next pass
-                problem = TimeoutError("no ack in time")
-            elif ack.cancelled():
-                problem = TimeoutError("the ack was cancelled")
-            else:
-                problem = ack.exception()  # also marks every failed ack as seen
+        for row, problem in zip(rows, problems, strict=False):
             failure = failure or problem
             if failure is None:
                 published.append(row["id"])
         if failure is not None:
             _log.warning("outbox relay cannot publish (%s); will retry", failure)
         return published
+
+
+_NO_ACK = "no ack in time"
+
+
+class _Acks:
+    """JetStream's acks to the relay's publishes, gathered on one inbox subscription.
+
+    nats-py's ``publish_async`` took as much CPU per event as the publish itself (a semaphore, a
+    fresh reply token and future per message, each ack parsed into a dataclass by the standard
+    json module). One wave at a time is in flight here, so an ack is matched by the wave's
+    number and the event's position in its reply subject, and is checked for the one thing the
+    relay needs: stored (or dropped as a duplicate), or not.
+    """
+
+    def __init__(self, nc: NatsClient) -> None:
+        self._nc = nc
+        self._inbox = ""
+        self._sub: Subscription | None = None
+        self._wave = 0
+        # Per position: what its ack said went wrong (None: stored); _NO_ACK until it comes.
+        self._problems: list[str | None] = []
+        self._answered: list[bool] = []
+        self._waiting = 0
+        self._all_in = asyncio.Event()
+
+    async def begin(self, size: int) -> str:
+        """Start a wave of ``size`` events; the reply subject prefix (add the position)."""
+        if self._sub is None:
+            self._inbox = self._nc.new_inbox()
+            self._sub = await self._nc.subscribe(f"{self._inbox}.>", cb=self._on_ack)
+        self._wave += 1  # a late ack of an earlier wave is ignored: its event is sent again
+        self._problems = [_NO_ACK] * size
+        self._answered = [False] * size
+        self._waiting = size
+        self._all_in.clear()
+        return f"{self._inbox}.{self._wave}."
+
+    async def wait(self, sent: int, timeout: float) -> list[str | None]:
+        """Wait (up to ``timeout``) for the acks of the first ``sent`` events of the wave; what
+        went wrong with each (None: stored)."""
+        self._waiting -= len(self._problems) - sent  # never sent: no ack will come
+        if self._waiting > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._all_in.wait(), timeout)
+        problems = self._problems[:sent]
+        self._wave += 1  # whatever still comes for this wave is late
+        return problems
+
+    async def _on_ack(self, msg: Msg) -> None:
+        _, wave, position = msg.subject.rsplit(".", 2)
+        if int(wave) != self._wave:
+            return
+        index = int(position)
+        if self._answered[index]:
+            return
+        self._answered[index] = True
+        self._problems[index] = _ack_problem(msg)
+        self._waiting -= 1
+        if self._waiting <= 0:
+            self._all_in.set()
+
+    async def close(self) -> None:
+        sub, self._sub = self._sub, None
+        if sub is not None:
+            with contextlib.suppress(NatsError, OSError):
+                await sub.unsubscribe()
+
+
+def _ack_problem(msg: Msg) -> str | None:
+    """None when ``msg`` is JetStream's ack of a stored (or deduplicated) event, else what it
+    says went wrong: a status (503: no stream took the subject) or an error."""
+    if msg.headers and msg.headers.get("Status"):
+        return f"status {msg.headers['Status']} {msg.headers.get('Description', '')}".strip()
+    try:
+        ack = orjson.loads(msg.data)
+    except orjson.JSONDecodeError:
+        return f"an ack that is not JSON: {msg.data[:200]!r}"
+    if isinstance(ack, dict) and "seq" in ack and "error" not in ack:
+        return None
+    return f"refused: {ack.get('error') if isinstance(ack, dict) else ack}"
 
 
 def _waves(rows: Sequence[asyncpg.Record]) -> list[list[asyncpg.Record]]:

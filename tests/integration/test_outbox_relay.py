@@ -10,13 +10,14 @@ import uuid
 from typing import TYPE_CHECKING
 
 import nats
+import orjson
 import pytest
 
 from services.launcher import EmbeddedNats
 from shared.db import Caller, connect, transaction
 from shared.enums import GenerationStatus
-from shared.events import DeadLettered, VariantStatusChanged
-from shared.outbox import OutboxRelay, enqueue
+from shared.events import STREAM_NAME, DeadLettered, VariantStatusChanged
+from shared.outbox import OutboxRelay, enqueue, unpublished_count
 from shared.stream import ensure_stream
 from tests.helpers import SubjectRecorder, wait_for
 
@@ -183,3 +184,56 @@ async def test_a_backlog_goes_out_in_large_passes_in_order_and_a_lone_event_at_o
     finally:
         await relay.stop()
         await recorder.stop()
+
+
+@pytest.mark.parametrize("listener", [False, True], ids=["refused-503", "no-ack"])
+async def test_events_no_stream_takes_are_kept_and_go_out_in_order_once_it_is_back(
+    make_database: DatabaseFactory, clients: list[NatsClient], relay_nats_url: str, listener: bool
+) -> None:
+    """No stream: NATS answers each publish 503 (no responders), or, when a plain subscriber
+    listens on the subjects, nobody answers at all (no ack in time)."""
+    dsn = await make_database()
+    backlog = _backlog(variants=50, changes=6)
+    js = clients[0].jetstream()
+    await js.delete_stream(STREAM_NAME)
+    silent = await SubjectRecorder().start(relay_nats_url, "serenade.>") if listener else None
+    conn = await connect(dsn)
+    relay = OutboxRelay(dsn, clients[1], poll_interval=0.1, batch_size=100, publish_timeout=0.3)
+    try:
+        async with transaction(conn, Caller.service()):
+            await enqueue(conn, *backlog)
+        await relay.start()
+
+        async def tried_twice() -> bool:
+            return relay.passes_total >= 2
+
+        await wait_for(tried_twice, what="two passes refused")
+        assert relay.published_total == 0
+        assert await unpublished_count(conn) == len(backlog)
+
+        if silent is not None:
+            await silent.stop()
+            silent = None
+        await ensure_stream(js)
+
+        async def all_out() -> bool:
+            return relay.published_total == len(backlog) and not await unpublished_count(conn)
+
+        await wait_for(all_out, timeout=30, what="the backlog published")
+        info = await js.stream_info(STREAM_NAME)
+        assert info.state.messages == len(backlog)  # each once
+        stored = [
+            orjson.loads((await js.get_msg(STREAM_NAME, seq)).data or b"{}")
+            for seq in range(1, len(backlog) + 1)
+        ]
+        assert {p["event_id"] for p in stored} == {str(e.event_id) for e in backlog}
+        seen: dict[str, list[int]] = {}
+        for payload in stored:
+            seen.setdefault(payload["variant_id"], []).append(payload["attempts"])
+        assert all(attempts == [1, 2, 3, 4, 5, 6] for attempts in seen.values())
+    finally:
+        await relay.stop()
+        await conn.close()
+        if silent is not None:
+            await silent.stop()
+        await ensure_stream(js)
