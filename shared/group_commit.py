@@ -48,7 +48,8 @@ class GroupCommit(Generic[Item, Result]):
     ``pass_on``: failures of the group that are every item's answer rather than a reason to
     try each alone (the API's database outage: each alone would only wait for it again). They
     are raised from ``submit`` to the group's items and to the items waiting meanwhile.
-    ``log``: the user's logger, which a failed group is logged to (by the service using it)."""
+    ``log``: the user's logger, which a failed group is logged to (by the service using it).
+    ``on_commit``: told the size of each group that committed (a metric)."""
 
     def __init__(
         self,
@@ -62,6 +63,7 @@ class GroupCommit(Generic[Item, Result]):
         | None = None,
         pass_on: tuple[type[BaseException], ...] = (),
         log: logging.Logger = _log,
+        on_commit: Callable[[int], None] | None = None,
     ) -> None:
         self._pool = pool
         self._run = run
@@ -71,6 +73,7 @@ class GroupCommit(Generic[Item, Result]):
         self._transaction = transaction or self._service_unit
         self._pass_on = pass_on
         self._log = log
+        self._on_commit = on_commit
         self._waiting: list[tuple[Item, asyncio.Future[Result | None]]] = []
         self._running: set[asyncio.Task[None]] = set()
         self._scheduled = False
@@ -115,6 +118,8 @@ class GroupCommit(Generic[Item, Result]):
             try:
                 async with self._transaction() as conn:
                     results = await self._run(conn, [item for item, _ in group])
+                if self._on_commit is not None:
+                    self._on_commit(len(group))
             except self._pass_on as error:
                 # Those waiting meanwhile would meet the same failure after a wait of their
                 # own: they are answered now, within the one wait their group took.

@@ -160,7 +160,9 @@ async def _lifespan(app: Litestar) -> AsyncIterator[None]:
     pool = await create_pool(dsn, min_size=0, max_size=10, command_timeout=10.0)
     messaging = Messaging(settings.require_nats_servers(), dsn)
     app.state.messaging = messaging
-    app.state.database = Database(pool, messaging.wake_relay)
+    app.state.database = Database(
+        pool, messaging.wake_relay, group_committed=app.state.metrics.record_group
+    )
     live = LiveEvents(settings.require_nats_servers(), app.state.stream_tuning)
     app.state.live = live
     payments = PaymentsWorker(

@@ -34,6 +34,8 @@ class Database:
     events_committed: Callable[[], None]
     # Seconds to wait for a connection: PostgreSQL unreachable is a prompt 503, never a hang.
     acquire_timeout: float = 5.0
+    # Told each committed group's kind (its ``GroupRun``'s name: create, upsell, retry) and size.
+    group_committed: Callable[[str, int], None] | None = None
     # One group commit per kind of write (its ``GroupRun``), made on first use.
     _groups: dict[object, GroupCommit[Any, Any]] = field(default_factory=dict, repr=False)
 
@@ -52,8 +54,15 @@ class Database:
                 transaction=lambda: self.run_as(Caller.service()),
                 pass_on=DATABASE_UNREACHABLE,
                 log=_log,
+                on_commit=self._counting(run.__name__.strip("_").removesuffix("_group")),
             )
         return cast("GroupCommit[Item, Result]", group)
+
+    def _counting(self, kind: str) -> Callable[[int], None] | None:
+        committed = self.group_committed
+        if committed is None:
+            return None
+        return lambda size: committed(kind, size)
 
     @contextlib.asynccontextmanager
     async def run_as(self, caller: Caller) -> AsyncIterator[asyncpg.Connection]:

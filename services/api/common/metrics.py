@@ -46,6 +46,20 @@ class ApiMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        # Their ratio is the mean group size: how many writes each commit carried.
+        self.group_commits = Counter(
+            "serenade_api_group_commits",
+            "Transactions that committed a group of writes arriving together, by kind"
+            " (create, upsell, retry).",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.group_items = Counter(
+            "serenade_api_group_items",
+            "Writes committed in those groups, by kind (the rest were written alone).",
+            ["kind"],
+            registry=self.registry,
+        )
         self.outbox_backlog = Gauge(
             "serenade_outbox_backlog",
             "Events written to the outbox and not yet published (-1: unknown).",
@@ -67,6 +81,11 @@ class ApiMetrics:
             # A process that died holds no lock: only the living count.
             multiprocess_mode="livesum",
         )
+
+    def record_group(self, kind: str, size: int) -> None:
+        """A group of ``size`` writes of ``kind`` committed."""
+        self.group_commits.labels(kind).inc()
+        self.group_items.labels(kind).inc(size)
 
     @property
     def multiprocess(self) -> bool:

@@ -10,6 +10,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from tests.integration.api.support import ORDER, bearer
 
 if TYPE_CHECKING:
@@ -41,10 +43,24 @@ async def _own_orders(client: httpx.AsyncClient, user: uuid.UUID) -> list[dict[s
     return items
 
 
+async def _group_counts(client: httpx.AsyncClient, kind: str) -> tuple[float, float]:
+    """The API's counts of committed groups of ``kind`` and of the writes they carried."""
+    page = await client.get("/metrics")
+    assert page.status_code == 200
+    counts = {"serenade_api_group_commits": 0.0, "serenade_api_group_items": 0.0}
+    for family in text_string_to_metric_families(page.text):
+        for sample in family.samples:
+            name = sample.name.removesuffix("_total")
+            if name in counts and sample.labels.get("kind") == kind:
+                counts[name] = sample.value
+    return counts["serenade_api_group_commits"], counts["serenade_api_group_items"]
+
+
 async def test_concurrent_orders_of_many_users_share_transactions_and_stay_their_own(
     client: httpx.AsyncClient, world: World
 ) -> None:
     users = [uuid.uuid4() for _ in range(16)]
+    commits_before, items_before = await _group_counts(client, "create")
 
     answers = await asyncio.gather(
         *(
@@ -55,8 +71,11 @@ async def test_concurrent_orders_of_many_users_share_transactions_and_stay_their
 
     assert [answer.status_code for answer in answers] == [201] * len(users)
     ids = [answer.json()["id"] for answer in answers]
-    # Fewer transactions than orders: they were committed in groups.
+    # Fewer transactions than orders: they were committed in groups, as the metrics say too.
     assert len(await _transactions_of(world.pool, ids)) < len(users) / 2
+    commits_after, items_after = await _group_counts(client, "create")
+    assert items_after - items_before == len(users)
+    assert 1 <= commits_after - commits_before < len(users) / 2
     for n, (user, answer) in enumerate(zip(users, answers, strict=True)):
         body = answer.json()
         assert (body["recipient_name"], body["status"]) == (f"R{n}", "pending")
