@@ -206,9 +206,10 @@ class OutboxRelay:
 
         Capped at ``max_batch_size`` (2000 by default) because a pass holds its rows in memory
         (events may be up to MAX_EVENT_BYTES each), sends them all before the next pass marks
-        any (a leader that dies re-sends a whole pass, within JetStream's duplicate window),
-        and its waves must stay under nats-py's 4000 unacked asynchronous publishes; past a
-        thousand or two the fixed cost per pass is already under a tenth of the pass.
+        any (a leader that dies re-sends a whole pass, within JetStream's duplicate window), and
+        a wave's acks must all come within ``publish_timeout``; while past a thousand or two the
+        fixed cost of a pass (a few milliseconds) is already under a tenth of the ~20 us of
+        relay CPU each of its events takes.
         """
         if published < read or read < limit:
             return self._batch_size
