@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from nats.aio.client import Client as NatsClient
 
     from shared.settings import Settings
+    from tests.conftest import DatabaseFactory
 
 pytestmark = pytest.mark.slow
 
@@ -100,10 +101,12 @@ def gone(pid: int) -> bool:
 
 
 async def test_two_api_processes_share_the_port_the_metrics_the_events_and_stop_together(
-    settings_factory: Callable[..., Settings], tmp_path: Path
+    settings_factory: Callable[..., Settings], make_database: DatabaseFactory, tmp_path: Path
 ) -> None:
     port = free_port()
-    settings = settings_factory(api_port=port)
+    # A database of its own: the relay's leader lock is per database, and an app of another
+    # test in this session may hold the shared one's, leaving neither process leading.
+    settings = settings_factory(api_port=port, database_url=await make_database())
     url = f"http://127.0.0.1:{port}"
     token = issue_token(settings.require_jwt_secret(), user_id=uuid.uuid4())
     headers = {"Authorization": f"Bearer {token}"}
