@@ -7,13 +7,17 @@ from __future__ import annotations
 
 import asyncio
 import time
+import uuid
 from typing import TYPE_CHECKING
 
 import pytest
 
 from services.api.common.database import Database
+from services.api.orders.queries import CreatedOrder, create_order
+from services.api.orders.schemas import CreateOrder
 from services.launcher import EmbeddedPostgres, migrate
 from shared.db import Caller, create_pool
+from tests.integration.api.support import ORDER
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
@@ -95,3 +99,33 @@ async def test_a_read_on_a_frozen_database_costs_one_command_timeout_then_recove
 
     assert took < 1.5 * COMMAND_TIMEOUT
     assert await _read(db) == 0
+
+
+async def _order(db: Database) -> object:
+    caller = Caller.user(uuid.uuid4())
+    return await create_order(
+        db, caller, CreateOrder.model_validate(ORDER), idempotency_key=None, correlation_id="c"
+    )
+
+
+async def test_orders_in_a_group_on_a_frozen_database_cost_one_command_timeout_all(
+    frozen: tuple[EmbeddedPostgres, Database],
+) -> None:
+    postgres, db = frozen
+    await _order(db)  # the group commit made and warm
+
+    postgres.pause()
+    started = time.monotonic()
+    in_flight = [asyncio.create_task(_order(db)) for _ in range(3)]
+    await asyncio.sleep(0.3)  # these three are in the group being written by now
+    waiting = [asyncio.create_task(_order(db)) for _ in range(3)]
+    answers = await asyncio.gather(*in_flight, *waiting, return_exceptions=True)
+    took = time.monotonic() - started
+    postgres.resume()
+
+    # Every one a 503's error, and the ones that waited behind the group did not then wait a
+    # command timeout of their own.
+    assert [type(answer) for answer in answers] == [TimeoutError] * 6
+    assert took < 1.5 * COMMAND_TIMEOUT
+    made = await asyncio.gather(*(_order(db) for _ in range(3)))
+    assert all(isinstance(order, CreatedOrder) for order in made)
