@@ -188,12 +188,14 @@ def _busy_seconds() -> float:
     return float(sum(times) - times.idle - getattr(times, "iowait", 0.0))
 
 
-def _own_seconds(pid: int) -> float:
-    """CPU seconds of a process and of its children (``serenade api --workers N``'s workers)."""
+def _own_seconds(pid: int, *, children: bool = True) -> float:
+    """CPU seconds of a process and (``children``) of its children: ``serenade api --workers
+    N``'s workers. Never the bench's own children: the servers it started are PostgreSQL and
+    NATS, counted apart."""
     try:
         process = psutil.Process(pid)
         times = [process.cpu_times()]
-        for child in process.children(recursive=True):
+        for child in process.children(recursive=True) if children else ():
             with contextlib.suppress(psutil.Error):
                 times.append(child.cpu_times())
     except psutil.Error:
@@ -216,7 +218,7 @@ class CpuMeter:
 
     def _snapshot(self) -> tuple[float, float, dict[str, float]]:
         own = {name: _own_seconds(pid) for name, pid in self.pids.items()}
-        own["bench client"] = _own_seconds(os.getpid())
+        own["bench client"] = _own_seconds(os.getpid(), children=False)
         return time.monotonic(), _busy_seconds(), own
 
     @contextlib.contextmanager
