@@ -20,7 +20,7 @@ import nats
 import orjson
 import psutil
 
-from bench.workload import orders_client, post_orders, wait_outbox_published
+from bench.workload import post_orders, wait_outbox_published
 from shared.events import SUBJECT_VARIANT_STATUS
 
 if TYPE_CHECKING:
@@ -66,8 +66,7 @@ async def queue_orders(
     api_url: str, dsn: str, users: Sequence[User], *, orders: int, concurrency: int
 ) -> None:
     """POST ``orders`` orders and wait until the API's relay has published their requests."""
-    async with orders_client(api_url, concurrency) as http:
-        await post_orders(http, users, orders=orders, concurrency=concurrency)
+    await post_orders(api_url, users, orders=orders, concurrency=concurrency)
     await wait_outbox_published(dsn)
 
 

@@ -1,5 +1,6 @@
-"""The pipeline end to end: N orders created over HTTP by concurrent clients (httpx, in this
-process, not the API's), timed from the first POST to the last ``serenade.orders.completed``."""
+"""The pipeline end to end: N orders created over HTTP by concurrent clients (keep-alive
+connections of the minimal client in bench.rawhttp, in this process), timed from the first POST
+to the last ``serenade.orders.completed``."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import nats
 import orjson
 
 from bench.load import Latency
-from bench.workload import orders_client, post_orders
+from bench.workload import post_orders
 from shared.events import SUBJECT_ORDER_COMPLETED
 
 if TYPE_CHECKING:
@@ -77,10 +78,8 @@ async def run_pipeline(
     try:
         await nc.subscribe(SUBJECT_ORDER_COMPLETED, cb=on_completed)
         await nc.flush()
-        # One client and its connections made before the clock starts (making a client is slow).
-        async with orders_client(api_url, concurrency) as http:
-            started = time.perf_counter()
-            await post_orders(http, users, orders=orders, concurrency=concurrency, on_posted=posted)
+        started = time.perf_counter()
+        await post_orders(api_url, users, orders=orders, concurrency=concurrency, on_posted=posted)
         if not waiting:
             all_done.set()
         await asyncio.wait_for(all_done.wait(), timeout)

@@ -60,7 +60,9 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
         prog="python -m bench",
         description="serenade next to its floors, in one run on embedded servers started here",
     )
-    parser.add_argument("--orders", type=int, default=1000, help="orders per pipeline run")
+    parser.add_argument(
+        "--orders", type=int, default=2000, help="orders per pipeline run (issue 14: >= 2000)"
+    )
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument(
         "--duration", type=float, default=8.0, help="seconds of each API measurement"

@@ -9,11 +9,12 @@ import time
 import uuid
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import asyncpg
-import httpx
 import orjson
 
+from bench.rawhttp import HttpConnection, build_request
 from services.launcher import wait_until
 from shared.auth import issue_token
 from shared.db import Role
@@ -27,7 +28,6 @@ __all__ = [
     "User",
     "event_payload",
     "make_users",
-    "orders_client",
     "post_orders",
     "wait_outbox_published",
 ]
@@ -80,14 +80,8 @@ def event_payload(kind: str, **fields: object) -> dict[str, object]:
     }
 
 
-def orders_client(api_url: str, concurrency: int) -> httpx.AsyncClient:
-    """One HTTP client for ``concurrency`` clients that share it (one connection each)."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(base_url=api_url, limits=limits, timeout=30)
-
-
 async def post_orders(
-    http: httpx.AsyncClient,
+    api_url: str,
     users: Sequence[User],
     *,
     orders: int,
@@ -95,21 +89,39 @@ async def post_orders(
     on_posted: Callable[[str, float, float], None] | None = None,
 ) -> None:
     """POST ``orders`` orders from ``concurrency`` concurrent clients (the users in turn), each
-    one reported to ``on_posted(order_id, began, ended)`` (``time.perf_counter`` times)."""
+    one reported to ``on_posted(order_id, began, ended)`` (``time.perf_counter`` times).
+
+    Each client is one keep-alive connection of the minimal HTTP/1.1 client the API phase uses
+    (``bench.rawhttp``): httpx costs several times more per request, CPU this process would
+    take from the two cores that the services and PostgreSQL share."""
+    parts = urlsplit(api_url)
+    host, port = parts.hostname or "127.0.0.1", parts.port or 80
     remaining = orders
 
     async def client(user: User) -> None:
         nonlocal remaining
-        headers = {"Authorization": f"Bearer {user.token}", "Content-Type": "application/json"}
-        while remaining > 0:
-            remaining -= 1
-            began = time.perf_counter()
-            response = await http.post("/v1/orders", content=ORDER_BODY, headers=headers)
-            ended = time.perf_counter()
-            if response.status_code != 201:
-                raise RuntimeError(f"POST /v1/orders: {response.status_code}")
-            if on_posted is not None:
-                on_posted(str(response.json()["id"]), began, ended)
+        request = build_request(
+            "POST",
+            "/v1/orders",
+            host=f"{host}:{port}",
+            headers={"Authorization": f"Bearer {user.token}"},
+            body=ORDER_BODY,
+        )
+        connection = HttpConnection(host, port)
+        try:
+            while remaining > 0:
+                remaining -= 1
+                began = time.perf_counter()
+                response = await connection.send(request)
+                ended = time.perf_counter()
+                if response.status != 201:
+                    raise RuntimeError(
+                        f"POST /v1/orders: {response.status} {response.body[:200]!r}"
+                    )
+                if on_posted is not None:
+                    on_posted(str(orjson.loads(response.body)["id"]), began, ended)
+        finally:
+            await connection.close()
 
     await asyncio.gather(*(client(users[i % len(users)]) for i in range(concurrency)))
 
