@@ -18,6 +18,8 @@ from shared.payment_rules import LAPSED_VARIANT, PAID_OR_FREE, refund_if_all_pai
 from shared.rows import OrderRow, SongVariantRow
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import asyncpg
 
 __all__ = [
@@ -29,6 +31,7 @@ __all__ = [
     "fail_variant",
     "failed_among",
     "finalize_order_if_done",
+    "finalize_orders_if_done",
     "hand_back",
     "is_failed",
     "load_variant",
@@ -223,38 +226,52 @@ async def _now_final(
 async def finalize_order_if_done(
     conn: asyncpg.Connection, order_id: uuid.UUID, *, correlation_id: str | None = None
 ) -> OrderCompleted | None:
-    """``orders.completed`` when every variant is final and it was not yet announced.
+    """``orders.completed`` when every variant is final and it was not yet announced."""
+    decided = await finalize_orders_if_done(conn, {order_id: correlation_id})
+    return decided.get(order_id)
 
-    Decided under a lock on the order row: two last variants finishing at once under READ
-    COMMITTED would otherwise each see the other unfinished, and nobody would announce.
-    """
-    locked = await conn.fetchval("SELECT true FROM orders WHERE id = $1 FOR UPDATE", order_id)
-    if locked is None:
-        return None
+
+async def finalize_orders_if_done(
+    conn: asyncpg.Connection, orders: Mapping[uuid.UUID, str | None]
+) -> dict[uuid.UUID, OrderCompleted]:
+    """``orders.completed`` for each of ``orders`` (id -> the correlation id its event
+    carries) whose variants are all final and whose completion was not yet announced.
+
+    Decided under a lock on the order rows, taken in id order (two callers never wait on each
+    other in a cycle): two last variants finishing at once under READ COMMITTED would otherwise
+    each see the other unfinished, and nobody would announce. One statement decides every order
+    (a group's orders cost two round trips, not two each)."""
+    order_ids = sorted(orders)
+    if not order_ids:
+        return {}
+    await conn.execute(
+        "SELECT FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", order_ids
+    )
     # A statement of its own, after the lock: its snapshot sees every variant committed by
     # whoever held the lock before (one statement would read them as of before the wait).
     # A variant whose upsell payment lapsed unpaid was never generated: it does not count.
-    done = await conn.fetchrow(
-        "UPDATE orders SET completion_announced_at = now()"
-        " WHERE id = $1 AND completion_announced_at IS NULL"
-        " AND EXISTS (SELECT FROM song_variants WHERE order_id = $1)"
+    rows = await conn.fetch(
+        "UPDATE orders o SET completion_announced_at = now()"
+        " WHERE o.id = ANY($1::uuid[]) AND o.completion_announced_at IS NULL"
+        " AND EXISTS (SELECT FROM song_variants WHERE order_id = o.id)"
         " AND NOT EXISTS (SELECT FROM song_variants"
-        "  WHERE order_id = $1 AND status NOT IN ('complete', 'failed'))"
-        " RETURNING user_id,"
-        " EXISTS (SELECT FROM song_variants v WHERE v.order_id = $1 AND v.status = 'failed'"
+        "  WHERE order_id = o.id AND status NOT IN ('complete', 'failed'))"
+        " RETURNING o.id, o.user_id,"
+        " EXISTS (SELECT FROM song_variants v WHERE v.order_id = o.id AND v.status = 'failed'"
         f"  AND NOT {LAPSED_VARIANT}) AS failed",
-        order_id,
+        order_ids,
     )
-    if done is None:
-        return None
-    if done["failed"]:
-        await refund_if_all_paid_failed(conn, order_id)
-    return OrderCompleted(
-        order_id=order_id,
-        user_id=done["user_id"],
-        status="failed" if done["failed"] else "complete",
-        correlation_id=correlation_id,
-    )
+    decided: dict[uuid.UUID, OrderCompleted] = {}
+    for row in sorted(rows, key=lambda row: row["id"]):
+        if row["failed"]:
+            await refund_if_all_paid_failed(conn, row["id"])
+        decided[row["id"]] = OrderCompleted(
+            order_id=row["id"],
+            user_id=row["user_id"],
+            status="failed" if row["failed"] else "complete",
+            correlation_id=orders[row["id"]],
+        )
+    return decided
 
 
 async def is_failed(conn: asyncpg.Connection, variant_id: uuid.UUID) -> bool:
@@ -344,8 +361,8 @@ async def complete_variants(
 ) -> tuple[dict[uuid.UUID, list[Event]], list[Event]]:
     """``complete_variant`` for several variants (distinct): each variant's events (empty when
     another attempt got there first), and every event in the order to enqueue them (statuses,
-    then order completions). The orders are locked in id order, then each one's completion
-    decided by ``finalize_order_if_done``."""
+    then order completions). The orders' completions are decided by
+    ``finalize_orders_if_done``, all in one statement after the locks."""
     by_id = {item.variant_id: item for item in completions}
     rows = await conn.fetch(
         "WITH input AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::text[], $4::text[],"
@@ -375,23 +392,16 @@ async def complete_variants(
         events[item.variant_id].append(status)
         statuses.append(status)
         orders[row["order_id"]] = item.variant_id
+    # Every order's completion decided after the locks on all of them, by the one rule.
+    decided = await finalize_orders_if_done(
+        conn,
+        {order_id: by_id[variant_id].correlation_id for order_id, variant_id in orders.items()},
+    )
     completed: list[Event] = []
-    # Every order locked first, in id order (two groups never wait on each other in a cycle);
-    # then each one's completion decided by finalize_order_if_done itself, after the locks, so
-    # that the rule is the one rule (its lock is already held: no wait).
-    order_ids = sorted(orders)
-    if order_ids:
-        await conn.execute(
-            "SELECT FROM orders WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE", order_ids
-        )
-    for order_id in order_ids:
-        variant_id = orders[order_id]
-        event = await finalize_order_if_done(
-            conn, order_id, correlation_id=by_id[variant_id].correlation_id
-        )
-        if event is not None:
-            events[variant_id].append(event)
-            completed.append(event)
+    for order_id in sorted(decided):
+        event = decided[order_id]
+        events[orders[order_id]].append(event)
+        completed.append(event)
     return events, statuses + completed
 
 
