@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
@@ -31,6 +30,7 @@ from prometheus_client.exposition import choose_encoder
 
 from shared.compat import EmbeddedServer
 from shared.settings import Settings
+from shared.sockets import listening_socket
 
 __all__ = ["TelemetryServer", "telemetry_app", "telemetry_server"]
 
@@ -84,7 +84,8 @@ class TelemetryServer:
 
     async def start(self) -> None:
         """Bind (an OSError when the address is taken) and serve in the background."""
-        sock = _bind(self._host, self._requested_port)
+        sock = listening_socket(self._host, self._requested_port, backlog=128)
+        sock.setblocking(False)
         self.port = int(sock.getsockname()[1])
         config = uvicorn.Config(
             self._app,
@@ -110,22 +111,6 @@ class TelemetryServer:
             _log.warning("the telemetry endpoint did not stop in %.0f s", _STOP_TIMEOUT)
         except Exception:  # noqa: BLE001 - stopping: never let the endpoint fail a shutdown
             _log.exception("the telemetry endpoint failed while stopping")
-
-
-def _bind(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(128)
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 @contextlib.asynccontextmanager

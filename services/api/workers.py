@@ -44,6 +44,7 @@ from services.api.app import create_app
 from services.api.common.compat import request_deadline_protocol
 from services.api.live.server import StreamClosingServer
 from shared.logs import configure_logging
+from shared.sockets import listening_socket
 
 if TYPE_CHECKING:
     from multiprocessing.process import BaseProcess
@@ -96,7 +97,7 @@ def supervise(settings: Settings) -> int:
 
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, on_signal)
-    sock = _listen(settings.api_host, settings.api_port)
+    sock = listening_socket(settings.api_host, settings.api_port, backlog=_BACKLOG)
     metrics_dir = Path(tempfile.mkdtemp(prefix="serenade-api-metrics-"))
     share_metrics_dir(metrics_dir)
     context = multiprocessing.get_context("spawn")
@@ -173,21 +174,6 @@ def _stop(workers: list[_Worker]) -> None:
             )
             worker.process.kill()
             worker.process.join()
-
-
-def _listen(host: str, port: int) -> socket.socket:
-    family, kind, proto, _, address = socket.getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
-    )[0]
-    sock = socket.socket(family, kind, proto)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(address)
-        sock.listen(_BACKLOG)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def _work(
