@@ -173,12 +173,7 @@ async def _resources(settings: Settings) -> AsyncIterator[_Work]:
     storage = storage_from_url(settings.resolved_storage_url)
     dsn = settings.require_database_url()
     async with contextlib.AsyncExitStack() as stack:
-        admin = await nats.connect(
-            settings.require_nats_servers(),
-            name="serenade-generator-admin",
-            max_reconnect_attempts=-1,
-            error_cb=_nats_error,
-        )
+        admin = await _connect(settings, "serenade-generator-admin")
         stack.push_async_callback(_close_nats, admin)
         js = admin.jetstream()
         await ensure_stream(js)
@@ -202,12 +197,7 @@ async def _resources(settings: Settings) -> AsyncIterator[_Work]:
         )
         # Pulls, acks and heartbeats on a connection of their own, closed after the slots
         # drained (their last acks and naks go out on it).
-        intake_nats = await nats.connect(
-            settings.require_nats_servers(),
-            name="serenade-generator-intake",
-            max_reconnect_attempts=-1,
-            error_cb=_nats_error,
-        )
+        intake_nats = await _connect(settings, "serenade-generator-intake")
         stack.push_async_callback(_close_nats, intake_nats)
         intake = Intake(intake_nats.jetstream(), workers, fetch_timeout=settings.nats_fetch_timeout)
         intake.start()
@@ -242,6 +232,13 @@ async def _flush_outbox(relay: OutboxRelay, pool: asyncpg.Pool) -> None:
             return
         relay.wake()
         await asyncio.sleep(0.05)
+
+
+async def _connect(settings: Settings, name: str) -> NatsClient:
+    """A NATS connection that keeps reconnecting and reports problems in one line each."""
+    return await nats.connect(
+        settings.require_nats_servers(), name=name, max_reconnect_attempts=-1, error_cb=_nats_error
+    )
 
 
 async def _close_pool(pool: asyncpg.Pool) -> None:
