@@ -15,11 +15,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.layout_engine import ConstrainedLayoutEngine
 
-from bench.report import GET_SHARE, POST_SHARE, read_json
+from bench.report import DELAYED_TARGET, GET_SHARE, POST_SHARE, read_json
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
 
+    from bench.load import Latency
     from bench.report import Results
 
 __all__ = ["Bar", "Panel", "chart_figure", "draw_chart", "main", "panels"]
@@ -67,8 +68,7 @@ def _figure(label: str, value: float, color: str, digits: int = 0) -> Bar:
 
 def panels(results: Results) -> list[Panel]:
     """The chart's panels, top to bottom."""
-    api, one, two = results.api, results.pipeline, results.pipeline_two
-    db, nats = results.db_floor, results.nats_floor
+    api, one, db = results.api, results.pipeline, results.db_floor
 
     def share(label: str, value: float, floor: float) -> Bar:
         ratio = value / floor if floor else 0.0
@@ -81,6 +81,51 @@ def panels(results: Results) -> list[Panel]:
     ]
     half = api.post_half_load.latency
     spread = half.p99 / half.p50 if half.p50 else 0.0
+    return [
+        *_main_panels(results, shares, half, spread),
+        *_optional_panels(results),
+        Panel(
+            "peak resident memory, MB",
+            [_figure(name, rss / _MB, SERENADE) for name, rss in sorted(results.memory.items())],
+            (200.0, "limit 200 MB"),
+        ),
+    ]
+
+
+def _optional_panels(results: Results) -> list[Panel]:
+    """The phases a run may leave out: two API processes, the provider that takes time."""
+    drawn: list[Panel] = []
+    processes, delayed = results.api_processes, results.delayed
+    if processes is not None:
+        drawn.append(
+            Panel(
+                f"API alone: 1 vs 2 processes, requests/s at {processes.post_one.concurrency}"
+                " clients",
+                [
+                    _figure("POST, 1 process", processes.post_one.per_second, SERENADE),
+                    _figure("POST, 2 processes", processes.post_two.per_second, SERENADE),
+                    _figure("GET, 1 process", processes.get_one.per_second, SERENADE),
+                    _figure("GET, 2 processes", processes.get_two.per_second, SERENADE),
+                ],
+            )
+        )
+    if delayed is not None:
+        drawn.append(
+            Panel(
+                f"provider taking {delayed.delay_ms} ms per song: variants/s, 1 generator",
+                [
+                    _figure("sustained", delayed.per_second, SERENADE, 1),
+                    _figure("from the generator's start", delayed.overall_per_second, SERENADE, 1),
+                ],
+                (DELAYED_TARGET, f"target {DELAYED_TARGET:.0f}/s"),
+            )
+        )
+    return drawn
+
+
+def _main_panels(results: Results, shares: list[Bar], half: Latency, spread: float) -> list[Panel]:
+    api, one, two = results.api, results.pipeline, results.pipeline_two
+    db, nats = results.db_floor, results.nats_floor
     return [
         Panel(
             "serenade as a share of its floor, same run",
@@ -134,11 +179,6 @@ def panels(results: Results) -> list[Panel]:
                 _figure("p99, 2 generators", two.completion.p99, SERENADE),
             ],
         ),
-        Panel(
-            "peak resident memory, MB",
-            [_figure(name, rss / _MB, SERENADE) for name, rss in sorted(results.memory.items())],
-            (200.0, "limit 200 MB"),
-        ),
     ]
 
 
@@ -176,6 +216,9 @@ def _draw(axes: Axes, panel: Panel) -> None:
             va="top",
             color=LIMIT,
             fontsize=8,
+            # Legible where a bar runs past the line.
+            bbox={"facecolor": "white", "edgecolor": "none", "pad": 1},
+            zorder=3,
         )
     axes.set_title(panel.title, loc="left", fontsize=11, color=INK, fontweight="bold")
     axes.set_yticks(list(rows), [bar.label for bar in panel.bars], color=MUTED, fontsize=9)
