@@ -22,13 +22,11 @@ from services.api.common.problems import Conflict, NotFound
 from services.api.orders.schemas import CreateOrder, OrderOut, OrderPage
 from services.api.orders.views import (
     ORDER_COLUMNS,
-    ORDER_WITH_VARIANTS,
     VARIANT_COLUMNS,
     fetch_payments,
     fetch_variants,
     order_out,
     order_read_out,
-    split_order_rows,
 )
 from shared.db import Caller, act_as_service, caller_args
 from shared.enums import PaymentKind, PaymentStatus, RequestReason
