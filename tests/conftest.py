@@ -3,6 +3,9 @@ temporary folders (or taken from SERENADE_TEST_DATABASE_URL / SERENADE_TEST_NATS
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import asyncpg
@@ -15,7 +18,34 @@ from shared.settings import Settings
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Iterator
-    from pathlib import Path
+
+
+_OWN_ROOT = pytest.StashKey[Path]()
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest's own, which reads --basetemp when configured
+def pytest_configure(config: pytest.Config) -> None:
+    """Each session's temporary folders under a root of its own, unless --basetemp names one.
+
+    Every pytest session that starts resets pytest's shared root (``/tmp/pytest-of-<user>``) to
+    mode 0700. As root, the embedded PostgreSQL runs as the ``pgserver`` user, and a session
+    still running (``make drills`` beside ``make test``) would have its PostgreSQL lose its data
+    folder and panic: seen here. A root no other session knows is left alone."""
+    if config.option.basetemp is None:
+        root = Path(tempfile.mkdtemp(prefix="serenade-pytest-"))
+        config.option.basetemp = str(root / "tmp")
+        config.stash[_OWN_ROOT] = root
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """The session's own root goes when every test passed; kept, and named, when one failed."""
+    root = session.config.stash.get(_OWN_ROOT, None)
+    if root is None:
+        return
+    if exitstatus in (pytest.ExitCode.OK, pytest.ExitCode.NO_TESTS_COLLECTED):
+        shutil.rmtree(root, ignore_errors=True)
+    else:
+        print(f"\ntemporary folders of this session kept in {root}")
 
 
 class TestTargets(BaseSettings):
