@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from shared.enums import GenerationStatus
 from shared.events import Event, OrderCompleted, VariantStatusChanged
@@ -72,8 +72,9 @@ async def load_variant(
 
 
 def _status_event(
-    row: asyncpg.Record, user_id: uuid.UUID, correlation_id: str | None
+    row: Mapping[str, Any], user_id: uuid.UUID, correlation_id: str | None
 ) -> VariantStatusChanged:
+    """The status event of a variant row: a record, or the ``to_jsonb`` of one."""
     return VariantStatusChanged(
         variant_id=row["id"],
         order_id=row["order_id"],
@@ -326,16 +327,7 @@ async def start_attempts(
     for row in rows:
         variant = SongVariantRow.model_validate(row["variant"])
         order = OrderRow.model_validate(row["order_row"])
-        event = VariantStatusChanged(
-            variant_id=variant.id,
-            order_id=variant.order_id,
-            user_id=order.user_id,
-            variant_number=variant.variant_number,
-            status=variant.status,
-            attempts=variant.attempts,
-            error=variant.error,
-            correlation_id=correlation_ids.get(variant.id),
-        )
+        event = _status_event(row["variant"], order.user_id, correlation_ids.get(variant.id))
         started[variant.id] = StartedAttempt(
             VariantWithOrder(variant, order), variant.attempts, event
         )
