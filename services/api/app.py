@@ -25,6 +25,7 @@ from services.api.common.billing import Billing
 from services.api.common.correlation import add_correlation_header
 from services.api.common.database import Database
 from services.api.common.dependencies import dependencies
+from services.api.common.encoding import TYPE_ENCODERS
 from services.api.common.messaging import Messaging
 from services.api.common.metrics import ApiMetrics, MetricsMiddleware, keep_relay_gauges
 from services.api.common.pagination import CursorCodec
@@ -83,6 +84,7 @@ def create_app(
         exception_handlers=exception_handlers(),
         middleware=[AccessLogMiddleware, DefineMiddleware(MetricsMiddleware, metrics=metrics)],
         before_send=[add_correlation_header],
+        type_encoders=TYPE_ENCODERS,
         openapi_config=_configure_openapi(),
         template_config=_configure_templates(),
         request_max_body_size=MAX_BODY_BYTES,
