@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test browser lint fmt bench drills docs client clean
+.PHONY: help install run test browser lint fmt bench drills docs screenshots client clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ docs: $(STAMP) ## write docs/contract.md and the AsyncAPI documents of the servi
 	$(BIN)/python -m services.contract_reference docs/contract.md
 	$(BIN)/python -m services.generator.asyncapi docs/asyncapi/generator.json
 	$(BIN)/python -m services.deadletter.asyncapi docs/asyncapi/deadletter.json
+
+screenshots: $(STAMP) browser ## retake the console's screenshots in docs/console/ (real Chromium)
+	SERENADE_SCREENSHOTS=1 $(BIN)/pytest tests/integration/api/test_console_browser.py -q
 
 # The app's TypeScript types: the inputs from the code, then the pinned npm generators (installed
 # into clients/typescript/node_modules, never committed). Run it again after any API change.

@@ -5,11 +5,13 @@ PostgreSQL database and nats-server.
 The story an operator lives at night: a provider fails, a variant is dead-lettered; they sign
 in, find it, fix the provider, replay it, watch it resolve, find the order and play its song.
 The same pages are used with JavaScript off. The screenshots in ``docs/console/`` are taken
-here, so they always show the console as it is.
+here, so they always show the console as it is: written there by ``make screenshots``
+(``SERENADE_SCREENSHOTS=1``); a plain test run leaves the checkout as it found it.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from pathlib import Path
@@ -130,6 +132,9 @@ async def _open(browser: Chromium, url: str, *, javascript: bool = True) -> Page
 
 
 def _save(name: str, png: bytes) -> None:
+    assert png.startswith(b"\x89PNG"), "the browser returned no PNG"
+    if not os.environ.get("SERENADE_SCREENSHOTS"):
+        return
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     (SCREENSHOTS / name).write_bytes(png)
 
