@@ -7,24 +7,26 @@ committed, by construction.
         await uow.enqueue(event)
 
 Whatever writes events on a unit's connection (``uow.enqueue``, or ``enqueue(conn, ...)`` from a
-function handed the connection, such as ``shared.requeue``) marks the unit; when it commits, and
-only then, ``wake`` runs. A unit nested in another's transaction (a savepoint) passes the mark on
-to the outer unit, whose commit is the one that publishes. Forgetting the wake cost nothing but
-latency (the relay polls), which is why it is no longer left to each caller. A writer outside
-any unit (the CLI's replay, which has no relay) is picked up by the leader's poll.
+function handed the connection, such as ``shared.requeue``; ``outbox_written`` after a statement
+that wrote outbox rows itself) marks the unit; when it commits, and only then, ``wake`` runs. A
+unit nested in another's transaction (a savepoint) passes the mark on to the outer unit, whose
+commit is the one that publishes. Forgetting the wake cost nothing but latency (the relay
+polls), which is why it is no longer left to each caller. A writer outside any unit (the CLI's
+replay, which has no relay) is picked up by the leader's poll.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
 from shared.db import transaction
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Iterator
+    import uuid
+    from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
     import asyncpg
 
@@ -34,8 +36,11 @@ if TYPE_CHECKING:
 __all__ = [
     "MAX_EVENT_BYTES",
     "EventTooLargeError",
+    "OutboxRows",
     "UnitOfWork",
     "enqueue",
+    "outbox_rows",
+    "outbox_written",
     "unit_of_work",
     "writing_events",
 ]
@@ -105,12 +110,19 @@ class EventTooLargeError(ValueError):
     """An event larger than ``MAX_EVENT_BYTES``: it could never be published."""
 
 
-async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
-    """Write ``events`` to the outbox in the caller's transaction (which must be service_role).
-    EventTooLargeError (and nothing written) when one is larger than ``MAX_EVENT_BYTES``."""
-    if not events:
-        return
-    unit = _units.get(id(conn))
+class OutboxRows(NamedTuple):
+    """Events as the outbox's columns, one list each, in the events' order."""
+
+    event_ids: list[uuid.UUID]
+    subjects: list[str]
+    payloads: list[str]
+    headers: list[str]
+
+
+def outbox_rows(events: Sequence[Event]) -> OutboxRows:
+    """``events`` as the outbox rows that hold them; EventTooLargeError when one is larger than
+    ``MAX_EVENT_BYTES``. For ``enqueue``, and for a statement that writes them itself (the
+    API's group of orders, migration 0120), which then calls ``outbox_written``."""
     # Each event serialised once, by pydantic: the text is both what is measured and what is
     # written (PostgreSQL parses it into jsonb).
     payloads = [event.model_dump_json() for event in events]
@@ -121,16 +133,34 @@ async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
                 f"{event.subject} event {event.event_id} is {size} bytes as JSON;"
                 f" the outbox takes at most {MAX_EVENT_BYTES}"
             )
+    return OutboxRows(
+        [event.event_id for event in events],
+        [event.subject for event in events],
+        payloads,
+        [orjson.dumps(event.headers()).decode() for event in events],
+    )
+
+
+def outbox_written(conn: asyncpg.Connection) -> None:
+    """Mark the unit open on ``conn`` (if any) as having written events: its commit wakes the
+    relay. ``enqueue`` does it; a statement that wrote outbox rows itself calls it after."""
+    unit = _units.get(id(conn))
+    if unit is not None:
+        unit.wrote_events = True
+
+
+async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
+    """Write ``events`` to the outbox in the caller's transaction (which must be service_role).
+    EventTooLargeError (and nothing written) when one is larger than ``MAX_EVENT_BYTES``."""
+    if not events:
+        return
+    rows = outbox_rows(events)
     # One statement whatever the count (one round trip); rows keep their order.
     await conn.execute(
         "INSERT INTO outbox (event_id, subject, payload, headers)"
         " SELECT e, s, p::jsonb, h::jsonb"
         " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
         " WITH ORDINALITY AS t (e, s, p, h, n) ORDER BY n",
-        [event.event_id for event in events],
-        [event.subject for event in events],
-        payloads,
-        [orjson.dumps(event.headers()).decode() for event in events],
+        *rows,
     )
-    if unit is not None:
-        unit.wrote_events = True
+    outbox_written(conn)

@@ -2,7 +2,8 @@
 outbox relay once a transaction that wrote events has committed (``shared.unit_of_work``: the
 wake follows every outbox write on the connection, by construction). And the group commits of
 the writes that arrive together (``group``), and the reads: one statement outside any
-transaction, calling a function that takes the caller itself (``reading``)."""
+transaction, calling a function that takes the caller itself (``reading``; the orders' group
+is such a statement too, a write: ``committing``)."""
 
 import asyncio
 import contextlib
@@ -21,8 +22,9 @@ __all__ = ["Database", "GroupRun"]
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
-# Writes the items of one group on a service_role connection in its transaction; one result
-# (or None: that item is then written alone, by the per-item code) per item.
+# Writes the items of one group on a service_role connection in its transaction (or, for a
+# group of ``one_statement``, in one statement outside any); one result (or None: that item is
+# then written alone, by the per-item code) per item.
 GroupRun = Callable[[asyncpg.Connection, list[Item]], Awaitable[list[Result | None]]]
 _log = logging.getLogger(__name__)
 
@@ -39,19 +41,28 @@ class Database:
     # One group commit per kind of write (its ``GroupRun``), made on first use.
     _groups: dict[object, GroupCommit[Any, Any]] = field(default_factory=dict, repr=False)
 
-    def group(self, run: GroupRun[Item, Result]) -> GroupCommit[Item, Result]:
+    def group(
+        self, run: GroupRun[Item, Result], *, one_statement: bool = False
+    ) -> GroupCommit[Item, Result]:
         """The group commit of ``run``: the items submitted while the group in flight commits
         are written together, in one transaction as service_role (``run`` takes each item's
         caller for its rows). A group that fails is rolled back and each of its items is
         answered None (write it alone, exactly as without groups); PostgreSQL unreachable is
-        raised to each instead (a 503 within the one bounded wait, not a second one alone)."""
+        raised to each instead (a 503 within the one bounded wait, not a second one alone).
+
+        ``one_statement``: ``run`` is one statement that takes its callers and commits itself
+        (a function of migration 0120), handed a connection outside any transaction
+        (``committing``): one round trip where BEGIN, the writes and COMMIT took several.
+        Fixed by the first call for ``run``."""
         group = self._groups.get(run)
         if group is None:
             group = self._groups[run] = GroupCommit(
                 self.pool,
                 run,
                 announce=self.events_committed,
-                transaction=lambda: self.run_as(Caller.service()),
+                transaction=self.committing
+                if one_statement
+                else lambda: self.run_as(Caller.service()),
                 pass_on=DATABASE_UNREACHABLE,
                 log=_log,
                 on_commit=self._counting(run.__name__.strip("_").removesuffix("_group")),
@@ -106,3 +117,15 @@ class Database:
             raise
         finally:
             await self.pool.release(conn)
+
+    @contextlib.asynccontextmanager
+    async def committing(self) -> AsyncIterator[asyncpg.Connection]:
+        """``reading``'s connection, for one call of a write function that takes its callers
+        itself and commits as it returns (its statement's implicit transaction: migration
+        0120's ``api.create_orders``). The relay is woken after it, when the statement wrote
+        events (``outbox_written``), as ``run_as`` does after its commit."""
+        async with self.reading() as conn:
+            with writing_events(conn) as unit:
+                yield conn
+        if unit.wrote_events:
+            self.events_committed()

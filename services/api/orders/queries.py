@@ -8,9 +8,8 @@ writes have passed their policies.
 import datetime as dt
 import hashlib
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import asyncpg
 import orjson
@@ -34,6 +33,7 @@ from shared.events import OrderCreated, VariantRequested
 from shared.keyset import Position, page_of
 from shared.outbox import enqueue
 from shared.payments.ledger import lapse, lock_payment, open_payment
+from shared.unit_of_work import outbox_rows, outbox_written
 
 __all__ = [
     "IDEMPOTENCY_WINDOW",
@@ -105,7 +105,9 @@ async def create_order(
         # With payments on, each order goes alone: its payment (open_payment) and the checkout
         # after the commit are per order anyway, and the paid-for path is not the one under
         # load; kept to the one code path that the payment tests and drills cover.
-        grouped = await db.group(_create_group).submit(_GroupedOrder(caller, new))
+        grouped = await db.group(_create_group, one_statement=True).submit(
+            _GroupedOrder(caller, new)
+        )
         if grouped is not None:
             return grouped
     try:
@@ -144,31 +146,45 @@ class _GroupedOrder:
     new: _NewOrder
 
 
-_CREATE_ORDERS_AS = (
-    "SELECT r.made, r.variants"
-    " FROM unnest($1::text[], $2::text[], $3::uuid[], $4::text[], $5::text[], $6::date[],"
-    " $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int[])"
-    " WITH ORDINALITY AS t (r, c, u, rn, o, d, g, m, s, k, dg, vc, n)"
-    " CROSS JOIN LATERAL"
-    " create_order_as(r, c, u, rn, o::occasion, d, g::genre, m::mood, s, k, dg, vc) AS r"
-    " ORDER BY t.n"
+_CREATE_ORDERS = (
+    "SELECT made, variants FROM api.create_orders($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,"
+    " $11, $12, $13, $14, $15, $16, $17, $18, $19)"
 )
 
 
 async def _create_group(
     conn: asyncpg.Connection, items: list[_GroupedOrder]
 ) -> list[CreatedOrder | None]:
-    """The orders of one group (payments off) in the group's transaction, in one statement:
-    each inserted with its variants under its own caller's role and claims by
-    ``create_order_as`` (migration 0110: row-level security checks every row as in
-    ``_create_once``), which returns the rows and gives the transaction back its
-    service_role; then every event in one outbox insert. None for an order whose key was
-    taken (already, or by an earlier order of the group): it is answered alone after this
-    commit, by ``_create_once`` (a replay, or 409)."""
+    """The orders of one group (payments off) in one statement outside any transaction, which
+    commits as it returns (``Database.committing``): one round trip, where BEGIN, the orders,
+    the outbox insert and COMMIT took four, each resumed behind the busy event loop.
+
+    So the ids (the order's, its variants') and the events that name them are made here,
+    beforehand, and sized as ``enqueue`` does (EventTooLargeError fails the group: each order
+    then goes alone). ``api.create_orders`` (migration 0120) inserts each order with its
+    variants under its own caller's role and claims (``create_order_as``: row-level security
+    checks every row as in ``_create_once``), then as service_role the outbox rows of the
+    orders it made, in this order. None for an order whose key was taken (already, or by an
+    earlier order of the group): it is answered alone after this commit, by
+    ``_create_once`` (a replay, or 409)."""
+    order_ids = [uuid.uuid4() for _ in items]
+    variant_ids = [[uuid.uuid4() for _ in range(item.new.body.variant_count)] for item in items]
+    events: list[OrderCreated | VariantRequested] = []
+    event_orders: list[int] = []
+    for number, (item, order_id, ids) in enumerate(
+        zip(items, order_ids, variant_ids, strict=True), start=1
+    ):
+        made = _order_events(item.new, order_id, ids)
+        events.extend(made)
+        event_orders.extend([number] * len(made))
+    outbox = outbox_rows(events)
     rows = await conn.fetch(
-        _CREATE_ORDERS_AS,
+        _CREATE_ORDERS,
         [item.caller.role.value for item in items],
         [orjson.dumps(dict(item.caller.claims)).decode() for item in items],
+        order_ids,
+        [len(ids) for ids in variant_ids],
+        [variant_id for ids in variant_ids for variant_id in ids],
         [item.new.user_id for item in items],
         [item.new.body.recipient_name for item in items],
         [item.new.body.occasion.value for item in items],
@@ -178,44 +194,43 @@ async def _create_group(
         [item.new.body.story for item in items],
         [item.new.key for item in items],
         [item.new.digest for item in items],
-        [item.new.body.variant_count for item in items],
+        *outbox,
+        event_orders,
     )
     results: list[CreatedOrder | None] = []
-    events: list[OrderCreated | VariantRequested] = []
-    for item, row in zip(items, rows, strict=True):
+    for row in rows:
         order = row["made"]
         if order is None:
             results.append(None)
             continue
         variants = sorted(row["variants"], key=lambda variant: variant["variant_number"])
-        events.extend(_order_events(item.new, order["id"], variants))
         results.append(CreatedOrder(order_out(order, variants), replayed=False))
-    await enqueue(conn, *events)
+    if any(result is not None for result in results):
+        outbox_written(conn)
     return results
 
 
 def _order_events(
-    new: _NewOrder,
-    order_id: uuid.UUID,
-    variants: Sequence[asyncpg.Record | Mapping[str, Any]],
+    new: _NewOrder, order_id: uuid.UUID, variant_ids: Sequence[uuid.UUID]
 ) -> list[OrderCreated | VariantRequested]:
-    """orders.created and each variant's request, as ``_create_once`` writes them."""
+    """orders.created and each variant's request (``variant_ids`` by variant number), as
+    ``_create_once`` writes them."""
     return [
         OrderCreated(
             order_id=order_id,
             user_id=new.user_id,
-            variant_ids=[row["id"] for row in variants],
+            variant_ids=list(variant_ids),
             correlation_id=new.correlation_id,
         ),
         *(
             VariantRequested(
-                variant_id=row["id"],
+                variant_id=variant_id,
                 order_id=order_id,
-                variant_number=row["variant_number"],
+                variant_number=number,
                 reason=RequestReason.CREATED,
                 correlation_id=new.correlation_id,
             )
-            for row in variants
+            for number, variant_id in enumerate(variant_ids, start=1)
         ),
     ]
 
@@ -250,7 +265,7 @@ async def _create_once(
         )
         variants = sorted(variants, key=lambda row: row["variant_number"])
         await act_as_service(conn)
-        created, *requested = _order_events(new, order["id"], variants)
+        created, *requested = _order_events(new, order["id"], [row["id"] for row in variants])
         if billing.terms is not None:
             # Nothing is queued before it is paid: the payment's webhook queues the variants.
             payment = await open_payment(
