@@ -42,8 +42,10 @@ Result = TypeVar("Result")
 class GroupCommit(Generic[Item, Result]):
     """Runs ``run(conn, items)`` for the items submitted together, in one transaction (by
     default a service_role unit of work on ``pool`` that calls ``announce`` once it committed
-    events; ``transaction`` opens another kind); ``run`` returns one result (or None: the
-    caller's to decide) per item.
+    events; ``transaction`` opens another kind, or hands a connection outside any transaction
+    to a ``run`` that is one statement committing itself, as the API's orders: the context's
+    clean exit must mean committed); ``run`` returns one result (or None: the caller's to
+    decide) per item.
 
     ``pass_on``: failures of the group that are every item's answer rather than a reason to
     try each alone (the API's database outage: each alone would only wait for it again). They
