@@ -12,6 +12,7 @@ security once it takes an application role as every request does.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import subprocess
 import sys
@@ -24,8 +25,11 @@ import asyncpg
 import pytest
 import yaml
 
+from services.api.common.database import Database
+from services.api.orders.queries import create_order
+from services.api.orders.schemas import CreateOrder
 from services.launcher import EmbeddedPostgres
-from shared.db import Caller, connect, transaction
+from shared.db import Caller, connect, create_pool, transaction
 from shared.migrations import load_migrations
 
 if TYPE_CHECKING:
@@ -265,3 +269,42 @@ async def test_login_role_taking_authenticated_sees_only_that_users_rows(
     # The role lasted for the transaction only: acting as itself again, it sees nothing.
     assert await conn.fetchval("SELECT current_user") == "serenade"
     assert await conn.fetchval("SELECT count(*) FROM orders") == 0
+
+
+async def test_login_role_writes_a_group_of_orders_in_one_statement_each_as_its_caller(
+    login_dsn: str, as_login_role: asyncpg.Connection
+) -> None:
+    """The API's group of orders (migration 0120's api.create_orders, outside any transaction)
+    works for the deployment's login role, which takes service_role and each order's caller
+    only for the statement, and not as a superuser, as in the other tests."""
+    users = [uuid.uuid4(), uuid.uuid4()]
+    woken: list[None] = []
+    pool = await create_pool(login_dsn, min_size=1, max_size=1)
+    try:
+        db = Database(pool, lambda: woken.append(None))
+        body = CreateOrder.model_validate(
+            {"recipient_name": "Ada", "occasion": "birthday", "genre": "pop", "variant_count": 2}
+        )
+        made = await asyncio.gather(
+            *(
+                create_order(db, Caller.user(u), body, idempotency_key=None, correlation_id="c")
+                for u in users
+            )
+        )
+    finally:
+        await pool.close()
+
+    assert [created.order.user_id for created in made] == users
+    assert len(woken) == 1  # one group, one statement
+    conn = as_login_role
+    assert await conn.fetchval("SELECT current_user") == "serenade"
+    async with transaction(conn, Caller.service()):
+        xmins = await conn.fetch(
+            "SELECT DISTINCT xmin::text FROM orders WHERE user_id = ANY($1::uuid[])", users
+        )
+        events = await conn.fetchval(
+            "SELECT count(*) FROM outbox WHERE (payload->>'order_id')::uuid = ANY($1::uuid[])",
+            [created.order.id for created in made],
+        )
+    assert len(xmins) == 1
+    assert events == 2 * 3
