@@ -77,6 +77,14 @@ def configure_logging(
 ) -> None:
     """Route every logger (ours, uvicorn's, FastStream's) to JSON lines on stdout; ``fields``
     are on every line (which of several API processes wrote it)."""
+    # A line says neither the caller's file and line nor its thread or process (JsonFormatter
+    # writes none of them), so the logging module is told not to find them out for every
+    # record: "Optimization" in the logging HOWTO. sys._getframe walks and the rest took half
+    # of each line's cost (an access line: 40 -> 19 us), and every request writes one.
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(JsonFormatter(service, fields))
     root = logging.getLogger()
