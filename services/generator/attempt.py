@@ -12,7 +12,7 @@ import asyncio
 import logging
 import math
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -47,23 +47,37 @@ async def run_provider(
 ) -> GeneratedSong:
     """``generation``'s song; ProviderTimeout after ``timeout`` s; Abandoned when ``abandon`` is
     set first. Whatever ends the wait, the provider's task does not outlive this call."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
     work = asyncio.ensure_future(generation)
-    stopping = asyncio.ensure_future(abandon.wait())
-    # Heartbeats from the loop's timer, not a task of their own: most attempts end before the
-    # first one is due, and a task per attempt cost more than the attempt's own work.
-    heart = _Heartbeat(keep_alive, heartbeat)
+    stopping: asyncio.Task[Literal[True]] | None = None
+    heart: _Heartbeat | None = None
     try:
+        # One pass of the loop first: a provider with nothing to wait for (``instant``, a
+        # song at hand) is done by then, and needs no waiter, timer or heartbeat. Those cost
+        # more than such a provider's own work (a task for the abandon's wait among them).
+        await asyncio.sleep(0)
+        if work.done():
+            return work.result()
+        stopping = waiting = asyncio.ensure_future(abandon.wait())
+        # Heartbeats from the loop's timer, not a task of their own: most attempts end before
+        # the first one is due, and a task per attempt cost more than the attempt's own work.
+        heart = _Heartbeat(keep_alive, heartbeat)
         done, _ = await asyncio.wait(
-            {work, stopping}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+            {work, waiting},
+            timeout=max(0.0, timeout - (loop.time() - started)),
+            return_when=asyncio.FIRST_COMPLETED,
         )
         if work in done:
             return work.result()
-        if stopping in done:
+        if waiting in done:
             raise Abandoned("the generator is stopping")
         raise ProviderTimeout(f"the provider took longer than {timeout:g} s")
     finally:
-        stopping.cancel()
-        pending = [task for task in (work, *heart.stop()) if not task.done()]
+        if stopping is not None:
+            stopping.cancel()
+        beating = heart.stop() if heart is not None else []
+        pending = [task for task in (work, *beating) if not task.done()]
         for task in pending:
             task.cancel()
         if pending:

@@ -102,6 +102,27 @@ async def test_a_provider_error_is_raised_as_it_is() -> None:
         )
 
 
+async def test_a_song_at_hand_comes_back_without_waiting_even_when_stopping() -> None:
+    # Done in its first step (the instant provider): returned as a wait would have found it,
+    # before the abandon that was already asked for.
+    async def at_once() -> GeneratedSong:
+        return _SONG
+
+    async def keep_alive() -> None:
+        raise AssertionError("no heartbeat for a song at hand")
+
+    abandon = asyncio.Event()
+    abandon.set()
+    tasks_before = len(asyncio.all_tasks())
+
+    song = await run_provider(
+        at_once(), timeout=5, keep_alive=keep_alive, heartbeat=0.001, abandon=abandon
+    )
+
+    assert song is _SONG
+    assert len(asyncio.all_tasks()) == tasks_before
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
