@@ -109,11 +109,11 @@ class Intake:
                         min(free, self._cap), timeout=self._follow_up_timeout
                     )
             except TimeoutError:  # nats.errors.TimeoutError too: nothing to take
-                metrics.PULLS.labels("empty").inc()
+                metrics.PULLS_BY_RESULT("empty").inc()
                 idle, backoff = True, _BACKOFF
                 continue
             except Exception as error:  # noqa: BLE001 - the intake never stops on its own
-                metrics.PULLS.labels("error").inc()
+                metrics.PULLS_BY_RESULT("error").inc()
                 if isinstance(error, _PULL_TROUBLE):
                     _log.warning("cannot pull requests now: %r", error)
                 else:
@@ -124,7 +124,7 @@ class Intake:
                 continue
             backoff = _BACKOFF
             idle = not messages
-            metrics.PULLS.labels("messages" if messages else "empty").inc()
+            metrics.PULLS_BY_RESULT("messages" if messages else "empty").inc()
             if messages:
                 metrics.PULL_SIZE.observe(len(messages))
             # All in this pass of the loop: their claims join one group commit.

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client.metrics import MetricWrapperBase
 
 from .providers.base import concurrency_limit
 from .reports import Outcome
@@ -27,8 +28,10 @@ __all__ = [
     "GENERATION_SECONDS",
     "IN_FLIGHT",
     "PULLS",
+    "PULLS_BY_RESULT",
     "PULL_SIZE",
     "VARIANTS",
+    "Children",
     "TimedProvider",
     "record_report",
 ]
@@ -74,6 +77,32 @@ PULL_SIZE = Histogram(
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
 )
 _FINAL_OUTCOMES = frozenset({"complete", "failed"})
+Metric = TypeVar("Metric", bound=MetricWrapperBase)
+
+
+class Children(Generic[Metric]):
+    """A metric's child per label value, looked up once: ``labels()`` takes a lock and builds
+    its key on every call, and these are counted for every variant. A child appears in the
+    output when first used, as through ``labels()``."""
+
+    __slots__ = ("_children", "_metric")
+
+    def __init__(self, metric: Metric) -> None:
+        self._metric = metric
+        self._children: dict[str, Metric] = {}
+
+    def __call__(self, value: str) -> Metric:
+        child = self._children.get(value)
+        if child is None:
+            child = self._children[value] = self._metric.labels(value)
+        return child
+
+
+_VARIANTS = Children(VARIANTS)
+_FINAL_ATTEMPTS = Children(FINAL_ATTEMPTS)
+_ATTEMPTS = Children(ATTEMPTS)
+_GENERATION_SECONDS = Children(GENERATION_SECONDS)
+PULLS_BY_RESULT = Children(PULLS)
 # Every series exists from the start (at 0), so a rate() sees the first one.
 for _outcome in Outcome:
     VARIANTS.labels(_outcome.value)
@@ -86,9 +115,9 @@ for _result in ("messages", "empty", "error"):
 def record_report(report: Report) -> None:
     """Count one handled delivery."""
     outcome = report.outcome.value
-    VARIANTS.labels(outcome).inc()
+    _VARIANTS(outcome).inc()
     if outcome in _FINAL_OUTCOMES and report.attempt is not None:
-        FINAL_ATTEMPTS.labels(outcome).observe(report.attempt)
+        _FINAL_ATTEMPTS(outcome).observe(report.attempt)
 
 
 class TimedProvider:
@@ -111,6 +140,6 @@ class TimedProvider:
             result = "stopped"
             raise
         finally:
-            ATTEMPTS.labels(result).inc()
-            GENERATION_SECONDS.labels(result).observe(time.perf_counter() - started)
+            _ATTEMPTS(result).inc()
+            _GENERATION_SECONDS(result).observe(time.perf_counter() - started)
         return song
