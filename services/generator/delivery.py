@@ -60,11 +60,14 @@ class NatsDelivery:
     """A nats-py JetStream ``Msg`` as a ``Delivery``. Settled at most once: a second ack or
     nak (say, a requeue after the ack went out) is a no-op, as is a heartbeat after either."""
 
-    __slots__ = ("_message", "_settled")
+    __slots__ = ("_message", "_position", "_position_read", "_settled")
 
     def __init__(self, message: Msg) -> None:
         self._message = message
         self._settled = False
+        # Read several times per delivery (slots, claim, log line): made once, when first asked.
+        self._position: Position | None = None
+        self._position_read = False
 
     @property
     def subject(self) -> str:
@@ -81,6 +84,12 @@ class NatsDelivery:
 
     @property
     def position(self) -> Position | None:
+        if not self._position_read:
+            self._position = self._read_position()
+            self._position_read = True
+        return self._position
+
+    def _read_position(self) -> Position | None:
         message = self._message
         if not message.reply:
             return None  # not a JetStream delivery
