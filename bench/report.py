@@ -130,13 +130,15 @@ def _cpu_model() -> str:
     return found.group(1).strip() if found else "unknown"
 
 
-def machine(*, durable: bool) -> dict[str, Any]:
+def machine(*, durable: bool, audio: str) -> dict[str, Any]:
+    """The machine, and the two choices of the run that weigh on its figures."""
     return {
         "cpus": os.cpu_count(),
         "cpu_model": _cpu_model(),
         "ram_gib": round(psutil.virtual_memory().total / 1024**3, 1),
         "python": platform.python_version(),
         "postgres_durable": durable,
+        "audio_storage": audio,
     }
 
 
@@ -229,6 +231,7 @@ def print_table(results: Results) -> None:
         f"PostgreSQL {'durable (fsync on)' if m['postgres_durable'] else 'NOT durable'}, "
         f"Python {m['python']}, {results.seconds:.0f} s"
     )
+    print(f"audio files written to {m.get('audio_storage', 'disk')}")
     print(f"command: {results.command}")
     print(
         f"other load on the machine before the run: {results.background_cores:.2f} cores busy"

@@ -79,6 +79,8 @@ class Stack:
     folder: Path
     # None: the service's own default.
     generator_concurrency: int | None
+    # Where the generator writes the audio files (None: ``folder``/storage, on disk).
+    audio_root: Path | None = None
     api_port: int = field(default_factory=free_port)
     services: list[ServiceProcess] = field(default_factory=list)
 
@@ -89,7 +91,7 @@ class Stack:
             nats_url=self.servers.nats_url,
             jwt_secret=JWT_SECRET,
             data_dir=self.folder / "data",
-            storage_url=(self.folder / "storage").as_uri(),
+            storage_url=(self.audio_root or self.folder / "storage").as_uri(),
             provider="instant",
             api_host="127.0.0.1",
             api_port=self.api_port,
