@@ -2,8 +2,10 @@
 
 Every query runs inside ``transaction(pool, caller)``, which takes the caller's PostgreSQL role
 and claims for the transaction only, as PostgREST does, so row-level security decides what the
-caller may see and write. The API's reads are one statement instead: a function of migration
-0100 that takes the same three settings (``caller_args``) for that statement only.
+caller may see and write. BEGIN and the settings are one message, and so are COMMIT and the
+rows deferred to it (``insert_at_commit``: a transaction's outbox rows). The API's reads are one
+statement instead: a function of migration 0100 that takes the same three settings
+(``caller_args``) for that statement only.
 """
 
 from __future__ import annotations
@@ -32,6 +34,8 @@ __all__ = [
     "connect",
     "create_pool",
     "init_connection",
+    "insert_at_commit",
+    "sql_literal",
     "take_caller",
     "transaction",
 ]
@@ -151,7 +155,7 @@ async def take_caller(conn: asyncpg.Connection, caller: Caller) -> None:
     await conn.execute(_TAKE_CALLER, *caller_args(caller))
 
 
-def _literal(text: str) -> str:
+def sql_literal(text: str) -> str:
     """``text`` as an SQL string literal in escape syntax (``E'...'``): backslashes and quotes
     doubled, so that its meaning does not depend on ``standard_conforming_strings``."""
     if "\x00" in text:
@@ -162,34 +166,110 @@ def _literal(text: str) -> str:
 def _begin_as(caller: Caller) -> str:
     """BEGIN and the caller's settings as one simple-protocol message (several statements, no
     parameters, no rows back): one round trip where BEGIN and a parameterised set_config took
-    two. SET LOCAL is set_config(..., true); the values are literals quoted by ``_literal``: a
+    two. SET LOCAL is set_config(..., true); the values are literals quoted by ``sql_literal``: a
     role name, claims that orjson wrote, a share token."""
     return (
         "BEGIN; SET LOCAL ROLE {}; SET LOCAL request.jwt.claims = {};"
         " SET LOCAL request.share_token = {}"
     ).format(
-        _literal(caller.role.value),
-        _literal(_encode_json(dict(caller.claims))),
-        _literal(caller.share_token or ""),
+        sql_literal(caller.role.value),
+        sql_literal(_encode_json(dict(caller.claims))),
+        sql_literal(caller.share_token or ""),
     )
+
+
+@dataclass(slots=True)
+class _Level:
+    """A transaction or savepoint that ``_as_caller`` began, and the rows its commit is to insert
+    (``insert_at_commit``): per statement head, the rows as literal tuples, in the order given."""
+
+    inserts: dict[str, list[str]] = field(default_factory=dict)
+
+    def take(self, head: str, rows: list[str]) -> None:
+        self.inserts.setdefault(head, []).extend(rows)
+
+
+# The levels open on each connection whose transaction ``_as_caller`` began (by identity, as
+# shared.unit_of_work's units), outermost first. A connection whose transaction another began
+# (asyncpg's ``conn.transaction()``) has none: nothing is deferred on it.
+_levels: dict[int, list[_Level]] = {}
+
+
+def insert_at_commit(conn: asyncpg.Connection, head: str, rows: list[str]) -> bool:
+    """Have ``rows`` inserted as service_role by the message that commits the outermost
+    transaction ``transaction`` began on ``conn``, after the rows deferred before them: an
+    insert that costs no round trip of its own. ``head`` is ``INSERT INTO t (a, b) VALUES``,
+    each row a tuple of SQL literals (``sql_literal``); the rows of one head are one statement.
+    Rows deferred in a savepoint that is rolled back to are dropped with it. False, and nothing
+    deferred, when ``conn`` has no such transaction: the caller inserts them itself, at once."""
+    levels = _levels.get(id(conn))
+    if not levels:
+        return False
+    levels[-1].take(head, rows)
+    return True
+
+
+def _commit_message(level: _Level) -> str:
+    """COMMIT after the deferred inserts, as one simple-protocol message: its statements run in
+    order, and an error skips the rest (the COMMIT too), leaving the transaction aborted. The
+    rows are the system's own (the outbox, whose policies admit service_role alone) while the
+    transaction may end as any caller (a group commit takes each item's): the role is taken in
+    the same message, for its last statements."""
+    if not level.inserts:
+        return "COMMIT"
+    inserts = "; ".join(f"{head} {', '.join(rows)}" for head, rows in level.inserts.items())
+    return f"SET LOCAL ROLE service_role; {inserts}; COMMIT"
+
+
+async def _commit(conn: asyncpg.Connection, level: _Level) -> None:
+    try:
+        await conn.execute(_commit_message(level))
+    except asyncpg.PostgresError:
+        # A deferred insert failed: the COMMIT after it never ran. Rolled back here (a failed
+        # COMMIT itself ends the transaction), so that the connection is usable again.
+        if not conn.is_closed() and conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
+        raise
 
 
 @contextlib.asynccontextmanager
 async def _as_caller(conn: asyncpg.Connection, caller: Caller) -> AsyncIterator[None]:
-    if conn.is_in_transaction():
-        begin, commit, rollback = "SAVEPOINT serenade", "RELEASE serenade", "ROLLBACK TO serenade"
-        await conn.execute(begin)
-        await take_caller(conn, caller)
-    else:
-        commit, rollback = "COMMIT", "ROLLBACK"
+    key = id(conn)
+    outermost = not conn.is_in_transaction()
+    levels: list[_Level] | None
+    if outermost:
+        rollback = "ROLLBACK"
         await conn.execute(_begin_as(caller))
+        levels = _levels[key] = []
+    else:
+        rollback = "ROLLBACK TO serenade"
+        await conn.execute("SAVEPOINT serenade")
+        await take_caller(conn, caller)
+        levels = _levels.get(key)
+    level = _Level()
+    if levels is not None:
+        levels.append(level)
     try:
-        yield
-    except BaseException:
-        if not conn.is_closed():
-            await conn.execute(rollback)
-        raise
-    await conn.execute(commit)
+        try:
+            yield
+        except BaseException:
+            # Its deferred rows are dropped with it (``finally``).
+            if not conn.is_closed():
+                await conn.execute(rollback)
+            raise
+        if outermost:
+            await _commit(conn, level)
+        else:
+            await conn.execute("RELEASE serenade")
+            if levels is not None:
+                # Released: its rows are the enclosing level's, after those deferred before.
+                for head, rows in level.inserts.items():
+                    levels[-2].take(head, rows)
+    finally:
+        if levels is not None:
+            levels.pop()
+            if outermost:
+                del _levels[key]
 
 
 @contextlib.asynccontextmanager
@@ -200,7 +280,8 @@ async def transaction(
 
     Begun by hand, BEGIN and the settings in one round trip, so asyncpg refuses
     ``conn.transaction()`` inside it: nest ``transaction(conn, ...)`` instead, which (like it
-    does inside any open transaction) takes a savepoint.
+    does inside any open transaction) takes a savepoint. Ended as one round trip too: the rows
+    deferred to it (``insert_at_commit``: the outbox's) travel in the COMMIT's message.
     """
     if isinstance(pool, asyncpg.Connection):
         async with _as_caller(pool, caller):

@@ -13,6 +13,12 @@ unit nested in another's transaction (a savepoint) passes the mark on to the out
 commit is the one that publishes. Forgetting the wake cost nothing but latency (the relay
 polls), which is why it is no longer left to each caller. A writer outside any unit (the CLI's
 replay, which has no relay) is picked up by the leader's poll.
+
+A unit's events are not inserted when enqueued but by the message that commits its transaction
+(``shared.db.insert_at_commit``): the outbox insert was a round trip of its own in every writing
+transaction, and the generator's group commits are paced by their round trips. So nothing in a
+unit reads its own outbox rows before the commit (none does: the generator's ``write_once``
+looks for a dead letter written by an earlier transaction).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import orjson
 
-from shared.db import transaction
+from shared.db import insert_at_commit, sql_literal, transaction
 
 if TYPE_CHECKING:
     import uuid
@@ -50,6 +56,8 @@ __all__ = [
 # ever and hold back every event after it, from every service. Refused here, it fails only the
 # transaction that wrote it.
 MAX_EVENT_BYTES = 512 * 1024
+# The head of the insert a unit's events are deferred to (``shared.db.insert_at_commit``).
+_OUTBOX_INSERT = "INSERT INTO outbox (event_id, subject, payload, headers) VALUES"
 
 
 class UnitOfWork:
@@ -150,11 +158,25 @@ def outbox_written(conn: asyncpg.Connection) -> None:
 
 
 async def enqueue(conn: asyncpg.Connection, *events: Event) -> None:
-    """Write ``events`` to the outbox in the caller's transaction (which must be service_role).
-    EventTooLargeError (and nothing written) when one is larger than ``MAX_EVENT_BYTES``."""
+    """Write ``events`` to the outbox in the caller's transaction. In a unit of work, deferred
+    to the message that commits it (written as service_role then, after the events enqueued
+    before; dropped with a savepoint rolled back to); elsewhere (the CLI's replay) inserted at
+    once, which takes a service_role transaction. EventTooLargeError (and nothing written) when
+    one is larger than ``MAX_EVENT_BYTES``: raised here either way, not at the commit."""
     if not events:
         return
     rows = outbox_rows(events)
+    if id(conn) in _units:
+        # Literals, as the commit message has no parameters (``sql_literal`` quotes them; the
+        # JSON texts hold no NUL, which JSON escapes). VALUES rows take their ids in order.
+        values = [
+            f"({sql_literal(str(event_id))}::uuid, {sql_literal(subject)},"
+            f" {sql_literal(payload)}::jsonb, {sql_literal(headers)}::jsonb)"
+            for event_id, subject, payload, headers in zip(*rows, strict=True)
+        ]
+        if insert_at_commit(conn, _OUTBOX_INSERT, values):
+            outbox_written(conn)
+            return
     # One statement whatever the count (one round trip); rows keep their order.
     await conn.execute(
         "INSERT INTO outbox (event_id, subject, payload, headers)"

@@ -117,7 +117,9 @@ def envelope_for(
 
 
 async def write_once(conn: asyncpg.Connection, envelope: GeneratorDeadLettered) -> bool:
-    """Enqueue ``envelope`` unless the outbox already holds its id; True when written."""
+    """Enqueue ``envelope`` unless the outbox already holds its id; True when written. (What
+    it finds was written by an earlier transaction, a delivery before this one: a unit's own
+    outbox rows are written by its commit, and one transaction writes one envelope.)"""
     exists = await conn.fetchval(
         "SELECT EXISTS (SELECT 1 FROM outbox WHERE event_id = $1)", envelope.event_id
     )
