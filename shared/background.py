@@ -8,7 +8,6 @@ the task has really ended (its ``finally`` blocks have run) before the owner clo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -42,5 +41,9 @@ class BackgroundTasks:
         tasks, self._tasks = self._tasks, []
         for task in reversed(tasks):
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # asyncio.wait, not ``await task`` under suppress(CancelledError): that swallowed a
+            # cancel of the stopper too (a shutdown's own deadline), and the stop then went on
+            # as if the task had ended while it still ran.
+            await asyncio.wait([task])
+            if not task.cancelled():
+                task.result()  # it had failed before the cancel: its error, as before

@@ -161,8 +161,12 @@ class OutboxRelay:
                 self._wake.clear()
                 if await self.publish_pending(conn):
                     continue  # mark them and read on, with no pause: more may be waiting
+                # asyncio.timeout, not wait_for: on Python 3.11 a wait_for whose wake-up came
+                # in the same pass of the loop as a cancel returns normally and swallows the
+                # cancel (bpo-42130), and this loop then ran on with stop() waiting for it.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                    async with asyncio.timeout(self._poll_interval):
+                        await self._wake.wait()
                 if conn.is_closed():
                     return
         finally:
@@ -303,7 +307,8 @@ class _Acks:
         self._waiting -= len(self._problems) - sent  # never sent: no ack will come
         if self._waiting > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._all_in.wait(), timeout)
+                async with asyncio.timeout(timeout):  # never swallows a cancel (see _lead)
+                    await self._all_in.wait()
         problems = self._problems[:sent]
         self._wave += 1  # whatever still comes for this wave is late
         return problems

@@ -185,7 +185,10 @@ class VariantWorkers:
         while True:
             await asyncio.sleep(self._probe_interval)
             try:
-                await asyncio.wait_for(self._probe(), _PROBE_TIMEOUT)
+                # asyncio.timeout: wait_for (Python 3.11) can swallow a cancel that comes as
+                # the probe answers (bpo-42130), and a stopping generator would then go on.
+                async with asyncio.timeout(_PROBE_TIMEOUT):
+                    await self._probe()
             except Exception:  # noqa: BLE001, S112 - still away: probe again
                 continue
             break

@@ -5,6 +5,7 @@ here poll only every minute, so a prompt publish can only come from the wake-up.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from typing import TYPE_CHECKING
@@ -93,6 +94,48 @@ async def test_a_commit_in_a_standby_process_wakes_the_leader_at_once(
         await standby.stop()
         await leader.stop()
         await recorder.stop()
+
+
+async def _relay_waiting_for_a_wake() -> bool:
+    """Whether the (one) relay's task is parked in its wait for a wake-up: the first frame of
+    asyncio's own in its chain of awaits is that wait (``Event.wait``, or ``wait_for``'s)."""
+    for task in asyncio.all_tasks():
+        if task.get_name() != "outbox-relay":
+            continue
+        awaited: object = task.get_coro()
+        while awaited is not None:
+            code = getattr(getattr(awaited, "cr_frame", None), "f_code", None)
+            if code is not None and "asyncio" in code.co_filename:
+                return code.co_name in {"wait", "wait_for"}
+            awaited = getattr(awaited, "cr_await", None)
+    return False
+
+
+async def test_a_relay_stopped_as_it_is_woken_stops(
+    make_database: DatabaseFactory, clients: list[NatsClient]
+) -> None:
+    # A wake-up and the cancel of stop() in the same pass of the loop: with asyncio.wait_for
+    # (Python 3.11) the wait returned as if woken and swallowed the cancel, and stop() waited
+    # for ever (an API's shutdown hung so in the payments tests). Every spacing of the two,
+    # from the same pass to a few passes apart, must stop.
+    dsn = await make_database()
+    for passes in range(8):
+        relay = OutboxRelay(dsn, clients[0], poll_interval=_POLL)
+        await relay.start()
+
+        async def leading(relay: OutboxRelay = relay) -> bool:
+            return relay.is_leader
+
+        await wait_for(leading, what="the relay to lead")
+        # Its first pass (an empty outbox) done, it waits for a wake-up: where the race is.
+        await wait_for(_relay_waiting_for_a_wake, what="the relay idle")
+        relay.wake()
+        for _ in range(passes):
+            await asyncio.sleep(0)
+        async with asyncio.timeout(10):
+            await relay.stop()
+        assert not relay.is_leader
+        assert not [task for task in asyncio.all_tasks() if task.get_name() == "outbox-relay"]
 
 
 async def test_the_schema_has_no_notify_trigger_on_the_outbox(

@@ -10,7 +10,6 @@ idempotency key, so two processes opening one get the same session.
 """
 
 import asyncio
-import contextlib
 import datetime as dt
 import logging
 import uuid
@@ -20,6 +19,7 @@ from typing import Self
 from services.api.common.billing import CHECKOUT_WAIT_SECONDS, Billing, open_checkout
 from services.api.common.database import Database
 from services.api.payments.webhook import apply_event
+from shared.background import BackgroundTasks
 from shared.db import Caller
 from shared.events import Event
 from shared.outbox import enqueue
@@ -109,18 +109,14 @@ class PaymentsWorker:
         self._billing = billing
         self._interval = interval
         self._max_attempts = refund_max_attempts
-        self._task: asyncio.Task[None] | None = None
+        self._background = BackgroundTasks()
 
     async def start(self) -> None:
-        if self._billing.on and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="payments-worker")
+        if self._billing.on and not self._background.started:
+            self._background.start(self._run(), name="payments-worker")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._background.stop()
 
     async def _run(self) -> None:
         while True:
