@@ -96,18 +96,20 @@ async def test_a_commit_in_a_standby_process_wakes_the_leader_at_once(
         await recorder.stop()
 
 
-async def _relay_waiting_for_a_wake() -> bool:
-    """Whether the (one) relay's task is parked in its wait for a wake-up: the first frame of
-    asyncio's own in its chain of awaits is that wait (``Event.wait``, or ``wait_for``'s)."""
-    for task in asyncio.all_tasks():
-        if task.get_name() != "outbox-relay":
-            continue
-        awaited: object = task.get_coro()
-        while awaited is not None:
-            code = getattr(getattr(awaited, "cr_frame", None), "f_code", None)
-            if code is not None and "asyncio" in code.co_filename:
-                return code.co_name in {"wait", "wait_for"}
-            awaited = getattr(awaited, "cr_await", None)
+def _relay_tasks() -> set[asyncio.Task[object]]:
+    """Every relay's task in this loop (other tests' apps may have theirs running)."""
+    return {task for task in asyncio.all_tasks() if task.get_name() == "outbox-relay"}
+
+
+def _waiting_for_a_wake(task: asyncio.Task[object]) -> bool:
+    """Whether a relay's task is parked in its wait for a wake-up: the first frame of asyncio's
+    own in its chain of awaits is that wait (``Event.wait``, or ``wait_for``'s)."""
+    awaited: object = task.get_coro()
+    while awaited is not None:
+        code = getattr(getattr(awaited, "cr_frame", None), "f_code", None)
+        if code is not None and "asyncio" in code.co_filename:
+            return code.co_name in {"wait", "wait_for"}
+        awaited = getattr(awaited, "cr_await", None)
     return False
 
 
@@ -121,21 +123,27 @@ async def test_a_relay_stopped_as_it_is_woken_stops(
     dsn = await make_database()
     for passes in range(8):
         relay = OutboxRelay(dsn, clients[0], poll_interval=_POLL)
+        others = _relay_tasks()
         await relay.start()
+        [own] = _relay_tasks() - others
 
         async def leading(relay: OutboxRelay = relay) -> bool:
             return relay.is_leader
 
         await wait_for(leading, what="the relay to lead")
+
         # Its first pass (an empty outbox) done, it waits for a wake-up: where the race is.
-        await wait_for(_relay_waiting_for_a_wake, what="the relay idle")
+        async def idle(own: asyncio.Task[object] = own) -> bool:
+            return _waiting_for_a_wake(own)
+
+        await wait_for(idle, what="the relay idle")
         relay.wake()
         for _ in range(passes):
             await asyncio.sleep(0)
         async with asyncio.timeout(10):
             await relay.stop()
         assert not relay.is_leader
-        assert not [task for task in asyncio.all_tasks() if task.get_name() == "outbox-relay"]
+        assert own.done()
 
 
 async def test_the_schema_has_no_notify_trigger_on_the_outbox(
