@@ -27,6 +27,11 @@ Result = TypeVar("Result")
 # then written alone, by the per-item code) per item.
 GroupRun = Callable[[asyncpg.Connection, list[Item]], Awaitable[list[Result | None]]]
 _log = logging.getLogger(__name__)
+# Groups of one statement that may be in flight at once. With one, the requests that arrived
+# meanwhile waited, parsed, while PostgreSQL ran the group on one backend, and the API process
+# idled: POST alone ran at 614-640/s with one and 699-725/s with two to four (16 clients, issue
+# 14's sixth round). A second group uses PostgreSQL's other core.
+_STATEMENT_GROUPS_IN_FLIGHT = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,8 +57,8 @@ class Database:
 
         ``one_statement``: ``run`` is one statement that takes its callers and commits itself
         (a function of migration 0120), handed a connection outside any transaction
-        (``committing``): one round trip where BEGIN, the writes and COMMIT took several.
-        Fixed by the first call for ``run``."""
+        (``committing``): one round trip where BEGIN, the writes and COMMIT took several;
+        two such groups may be in flight at once. Fixed by the first call for ``run``."""
         group = self._groups.get(run)
         if group is None:
             group = self._groups[run] = GroupCommit(
@@ -64,6 +69,7 @@ class Database:
                 if one_statement
                 else lambda: self.run_as(Caller.service()),
                 pass_on=DATABASE_UNREACHABLE,
+                max_transactions=_STATEMENT_GROUPS_IN_FLIGHT if one_statement else 1,
                 log=_log,
                 on_commit=self._counting(run.__name__.strip("_").removesuffix("_group")),
             )
