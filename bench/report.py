@@ -248,8 +248,9 @@ def print_table(results: Results) -> None:
         )
     print(_row("", "serenade", "floor", "ratio", "target"))
     print(
-        f"Pipeline: {one.orders} orders x 3 variants, {one.concurrency} HTTP clients, "
-        "1 generator, instant provider"
+        f"Pipeline: {one.orders} orders x 3 variants"
+        + (f" ({one.rounds} rounds taking turns with the floor)" if one.rounds > 1 else "")
+        + f", {one.concurrency} HTTP clients, 1 generator, instant provider"
     )
     e2e = judged[PIPELINE]
     print(

@@ -8,7 +8,8 @@ Order of the run (each step on the same servers):
    with their database floors, POST at half its peak rate; then POST and GET with one API
    process and with two (``serenade api --workers 2``, on a port of its own);
 2. its requests are published and purged, the generator and dead-letter service start;
-3. the pipeline with one generator, its database floor, its NATS floor;
+3. the pipeline with one generator taking turns with its database floor (``--turns`` rounds of
+   ``--orders`` each, summed: both see the machine as it drifts), then its NATS floor;
 4. a second generator, the pipeline again;
 5. the generators stopped, orders queued, one generator with default settings and a provider
    taking 2 s per song (bench.delayed).
@@ -32,8 +33,8 @@ import nats
 from bench.apiload import ProcessesRun, measure_api, measure_rates, warm_up
 from bench.chart import draw_chart
 from bench.delayed import DELAY_MS, DelayedRun, queue_orders, run_delayed
-from bench.floors import nats_pipeline_floor, pipeline_db_floor
-from bench.pipeline import run_pipeline
+from bench.floors import FloorRun, nats_pipeline_floor, pipeline_db_floor
+from bench.pipeline import PipelineRound, PipelineRun, pipeline_round, run_pipeline
 from bench.report import Results, machine, print_table, write_json
 from bench.stack import (
     JWT_SECRET,
@@ -63,6 +64,12 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--orders", type=int, default=2000, help="orders per pipeline run (issue 14: >= 2000)"
+    )
+    parser.add_argument(
+        "--turns",
+        type=int,
+        default=2,
+        help="rounds of the pipeline and of its database floor, taking turns",
     )
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument(
@@ -154,14 +161,23 @@ async def _run(args: argparse.Namespace, folder: Path, audio: Path | None) -> Re
                 concurrency=args.concurrency,
                 generators=1,
             )
-            _say("pipeline, one generator")
-            with cpu.phase("pipeline, 1 generator"):
-                one = await run_pipeline(
-                    stack.api_url, servers.nats_url, users, generators=1, **pipeline_options
-                )
-            _say("pipeline floors")
-            with cpu.phase("pipeline floor (asyncpg)"):
-                db_floor = await pipeline_db_floor(servers.dsn, users, **pipeline_options)
+            _say(f"pipeline, one generator, taking turns with its floor ({args.turns} rounds)")
+            rounds: list[PipelineRound] = []
+            floors: list[FloorRun] = []
+            for _ in range(args.turns):
+                with cpu.phase("pipeline, 1 generator"):
+                    rounds.append(
+                        await pipeline_round(
+                            stack.api_url, servers.nats_url, users, **pipeline_options
+                        )
+                    )
+                with cpu.phase("pipeline floor (asyncpg)"):
+                    floors.append(await pipeline_db_floor(servers.dsn, users, **pipeline_options))
+            one = PipelineRun.of(rounds, concurrency=args.concurrency, generators=1)
+            db_floor = FloorRun(
+                sum(each.orders for each in floors), sum(each.seconds for each in floors)
+            )
+            _say("pipeline floor (nats-py)")
             with cpu.phase("pipeline floor (nats-py)"):
                 nats_floor = await nats_pipeline_floor(servers.nats_url, **pipeline_options)
             watch("generator-2", (await stack.start_generator()).pid)
