@@ -303,19 +303,21 @@ async def test_bodies_are_what_the_reads_in_a_transaction_gave(
                 )
                 assert now.model_dump_json() == before.model_dump_json()
     cursors = CursorCodec(SECRET)
-    first = await queries.list_orders(db, owner, cursors, limit=1, cursor=None, with_payments=True)
-    second = await queries.list_orders(
-        db, owner, cursors, limit=1, cursor=first.next_cursor, with_payments=True
-    )
-    assert [order.id for order in (*first.items, *second.items)] == [
-        uuid.UUID(busy["id"]),
-        uuid.UUID(plain["id"]),
-    ]
-    assert second.next_cursor is None
-    assert (
-        first.items[0].model_dump_json()
-        == (
-            await _in_a_transaction(pool, owner, uuid.UUID(busy["id"]), with_payments=True)
-        ).model_dump_json()
-    )
+    for with_payments in (False, True):
+        first = await queries.list_orders(
+            db, owner, cursors, limit=1, cursor=None, with_payments=with_payments
+        )
+        second = await queries.list_orders(
+            db, owner, cursors, limit=1, cursor=first.next_cursor, with_payments=with_payments
+        )
+        assert [order.id for order in (*first.items, *second.items)] == [
+            uuid.UUID(busy["id"]),
+            uuid.UUID(plain["id"]),
+        ]
+        assert second.next_cursor is None
+        for listed, body in ((first, busy), (second, plain)):
+            before = await _in_a_transaction(
+                pool, owner, uuid.UUID(body["id"]), with_payments=with_payments
+            )
+            assert listed.items[0].model_dump_json() == before.model_dump_json()
     assert first.items[0].status == "generating"  # the lapsed upsell's variant does not count
