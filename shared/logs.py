@@ -48,28 +48,49 @@ class JsonFormatter(logging.Formatter):
         super().__init__()
         self.service = service
         self.fields = dict(fields or {})
+        # The keys every line has, which a field of the work at hand never replaces.
+        self._standard = frozenset({"ts", "level", "service", "logger", "message", *self.fields})
+        # The second of the last line and its text (one tuple: replaced whole, so a thread
+        # formatting meanwhile never pairs one second with another's text).
+        self._second: tuple[int, str] = (-1, "")
 
     def format(self, record: logging.LogRecord) -> str:
+        # Every line of every service passes here (the generator writes one per variant):
+        # the record's attributes are read once, the context is not copied, and the time's
+        # text is made once a second.
         entry: dict[str, Any] = {
-            "ts": dt.datetime.fromtimestamp(record.created, dt.UTC).isoformat(
-                timespec="milliseconds"
-            ),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "service": self.service,
             "logger": record.name,
             "message": record.getMessage(),
             **self.fields,
         }
+        standard = self._standard
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
-        fields = current_context()
-        fields.update({k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES})
-        standard = entry.keys() & fields.keys()
+            standard = standard | {"exc"}
+        extras = {k: v for k, v in vars(record).items() if k not in _RECORD_ATTRIBUTES}
+        context = _context.get()
+        fields = {**context, **extras} if context else extras
         for key, value in fields.items():
             # A field named like a standard key (a "service" or "level" of the work at hand)
             # is kept beside it, never instead: a line's level and origin are not negotiable.
             entry[f"extra_{key}" if key in standard else key] = value
         return orjson.dumps(entry, default=str).decode()
+
+    def _timestamp(self, created: float) -> str:
+        """``created`` in RFC 3339 with milliseconds, UTC: ``2026-12-06T13:04:11.123+00:00``."""
+        # As datetime.fromtimestamp: to the microsecond (half to even), then milliseconds cut.
+        second = int(created)
+        micro = round((created - second) * 1_000_000)
+        if micro >= 1_000_000:
+            second, micro = second + 1, micro - 1_000_000
+        cached, text = self._second
+        if cached != second:
+            text = dt.datetime.fromtimestamp(second, dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second = (second, text)
+        return f"{text}.{micro // 1000:03d}+00:00"
 
 
 def configure_logging(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import io
 import logging
 
 import orjson
+import pytest
 
 from shared.logs import JsonFormatter, log_context
 
@@ -74,3 +76,15 @@ def test_fields_of_the_process_are_on_every_line() -> None:
         ("two", 2, 4321),
     ]
     assert lines[1]["order_id"] == "o-1"
+
+
+@pytest.mark.parametrize(
+    "created",
+    [1765000000.0, 1765000000.0004995, 1765000000.9995, 1765000000.9999996, 1673026914.277],
+)
+def test_the_time_is_rfc_3339_in_utc_to_the_millisecond(created: float) -> None:
+    record = logging.makeLogRecord({"msg": "tick", "created": created})
+    line = orjson.loads(JsonFormatter("generator").format(record))
+    expected = dt.datetime.fromtimestamp(created, dt.UTC).isoformat(timespec="milliseconds")
+    assert line["ts"] == expected
+    assert dt.datetime.fromisoformat(line["ts"]).tzinfo == dt.UTC
