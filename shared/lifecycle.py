@@ -87,6 +87,22 @@ def _status_event(
     )
 
 
+def _variant_status_event(
+    variant: SongVariantRow, user_id: uuid.UUID, correlation_id: str | None
+) -> VariantStatusChanged:
+    """``_status_event`` of a variant read whole (its values typed already)."""
+    return VariantStatusChanged(
+        variant_id=variant.id,
+        order_id=variant.order_id,
+        user_id=user_id,
+        variant_number=variant.variant_number,
+        status=variant.status,
+        attempts=variant.attempts,
+        error=variant.error,
+        correlation_id=correlation_id,
+    )
+
+
 _RETURNING = "RETURNING id, order_id, variant_number, status, attempts, error"
 
 
@@ -324,10 +340,16 @@ async def start_attempts(
         max_attempts,
     )
     started: dict[uuid.UUID, StartedAttempt] = {}
+    # An order's variants usually arrive together: its row is read once per statement (rows
+    # are frozen), and each status event made of the variant as read (typed already).
+    orders: dict[str, OrderRow] = {}
     for row in rows:
         variant = SongVariantRow.model_validate(row["variant"])
-        order = OrderRow.model_validate(row["order_row"])
-        event = _status_event(row["variant"], order.user_id, correlation_ids.get(variant.id))
+        order_row = row["order_row"]
+        order = orders.get(order_row["id"])
+        if order is None:
+            order = orders[order_row["id"]] = OrderRow.model_validate(order_row)
+        event = _variant_status_event(variant, order.user_id, correlation_ids.get(variant.id))
         started[variant.id] = StartedAttempt(
             VariantWithOrder(variant, order), variant.attempts, event
         )

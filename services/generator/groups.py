@@ -44,8 +44,12 @@ class Completed:
     failed_meanwhile: bool
 
 
-def _alone(ids: list[uuid.UUID]) -> set[uuid.UUID]:
-    """The ids that occur once: a variant twice in one group is decided alone, in turn."""
+def _alone(ids: list[uuid.UUID]) -> set[uuid.UUID] | None:
+    """The ids that occur once: a variant twice in one group is decided alone, in turn. None
+    when every id occurs once (the usual group: nothing to count, nothing to leave out)."""
+    distinct = set(ids)
+    if len(distinct) == len(ids):
+        return None
     counts = collections.Counter(ids)
     return {variant_id for variant_id, count in counts.items() if count == 1}
 
@@ -56,7 +60,7 @@ async def claim_group(
     """Start an attempt on every plainly claimable variant of the group; the outbox rows of
     all of them in one insert. The rest (None) are decided alone by the per-item claim."""
     single = _alone([item.variant_id for item in items])
-    taken = [item for item in items if item.variant_id in single]
+    taken = items if single is None else [item for item in items if item.variant_id in single]
     started = await lifecycle.start_attempts(
         conn,
         sorted(item.variant_id for item in taken),
@@ -65,7 +69,8 @@ async def claim_group(
         correlation_ids={item.variant_id: item.correlation_id for item in taken},
     )
     results = [
-        started.get(item.variant_id) if item.variant_id in single else None for item in items
+        started.get(item.variant_id) if single is None or item.variant_id in single else None
+        for item in items
     ]
     await enqueue(conn, *(result.event for result in results if result is not None))
     return results
@@ -76,14 +81,14 @@ async def complete_group(
 ) -> list[Completed | None]:
     """Complete the group's variants (statuses and order completions), one outbox insert."""
     single = _alone([item.variant_id for item in items])
-    taken = [item for item in items if item.variant_id in single]
+    taken = items if single is None else [item for item in items if item.variant_id in single]
     events, ordered = await lifecycle.complete_variants(conn, taken)
     await enqueue(conn, *ordered)
     superseded = [variant_id for variant_id, said in events.items() if not said]
     failed = await lifecycle.failed_among(conn, superseded) if superseded else set()
     return [
         Completed(events[item.variant_id], item.variant_id in failed)
-        if item.variant_id in single
+        if single is None or item.variant_id in single
         else None
         for item in items
     ]

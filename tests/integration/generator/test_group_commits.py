@@ -13,12 +13,13 @@ from typing import TYPE_CHECKING
 import pytest
 
 from services.generator.delivery import Position
-from services.generator.groups import GroupCommit, PipelineGroups, claim_group
+from services.generator.groups import ClaimRequest, GroupCommit, PipelineGroups, claim_group
 from services.generator.pipeline import Outcome, Pipeline, Policy, process_request
 from services.generator.providers import InstantProvider
 from shared.db import Caller, transaction
 from shared.events import STREAM_NAME, SUBJECT_VARIANT_REQUESTED, VariantRequested
 from shared.storage import storage_from_url
+from shared.unit_of_work import unit_of_work
 from tests.helpers import wait_for
 
 from .support import (
@@ -36,7 +37,6 @@ from .support import (
 if TYPE_CHECKING:
     import asyncpg
 
-    from services.generator.groups import ClaimRequest
     from services.generator.providers.base import GeneratedSong, SongRequest
     from shared import lifecycle
 
@@ -220,6 +220,32 @@ async def test_a_failed_group_transaction_is_rolled_back_and_each_item_claimed_a
     )
     completed = await _outbox(env, "serenade.orders.completed")
     assert sorted(str(e["order_id"]) for e in completed) == sorted(str(o.order_id) for o in orders)
+
+
+async def test_a_variant_twice_in_one_group_is_left_to_be_decided_alone(
+    generator_env: GeneratorEnv,
+) -> None:
+    env = generator_env
+    order = await seed_order(env.pool)
+    twice, other, _ = order.variant_ids
+    items = [
+        ClaimRequest(twice, redelivered=False, correlation_id=None),
+        ClaimRequest(other, redelivered=False, correlation_id=None),
+        ClaimRequest(twice, redelivered=True, correlation_id=None),
+    ]
+
+    async with unit_of_work(env.pool, Caller.service()) as uow:
+        started = await claim_group(uow.conn, items, max_attempts=3)
+
+    assert started[0] is None
+    assert started[2] is None
+    assert started[1] is not None
+    assert (started[1].found.variant.id, started[1].attempt) == (other, 1)
+    rows = {row.id: row for row in await variants_of(env.pool, order.order_id)}
+    assert (rows[twice].status.value, rows[twice].attempts) == ("pending", 0)
+    assert (rows[other].status.value, rows[other].attempts) == ("generating", 1)
+    announced = await _outbox(env, "serenade.variants.status")
+    assert [(e["variant_id"], e["status"]) for e in announced] == [(str(other), "generating")]
 
 
 async def test_requests_queued_together_complete_once_each_and_are_acked(
